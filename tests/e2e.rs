@@ -1,0 +1,256 @@
+//! End-to-end tests: they run `cargo xtask …` exactly as a user does, with the real builder
+//! image, the real busybox and allnoconfig kernel builds, and real qemu boots (TCG).
+//!
+//! They need Docker and qemu-system-x86_64, and sources: either network access or the offline
+//! variables of the README (TEENY_DOWNLOADS, TEENY_KERNEL_SOURCE). Tests share build/ and run
+//! one at a time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn build_dir() -> PathBuf {
+    std::env::var_os("TEENY_BUILD_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("build"))
+}
+
+/// `cargo xtask ARGS` with extra environment variables; never reads stdin.
+fn xtask_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["run", "-q", "-p", "xtask", "--"]).args(args).current_dir(root()).stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("cannot run cargo");
+    eprintln!("$ cargo xtask {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn xtask(args: &[&str]) -> Output {
+    xtask_env(args, &[])
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = xtask(args);
+    assert!(out.status.success(), "cargo xtask {} failed", args.join(" "));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("teeny-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn builder_image_is_built_once() {
+    let _g = serial();
+    ok(&["builder"]);
+    let start = Instant::now();
+    let out = xtask(&["builder"]);
+    assert!(out.status.success());
+    assert!(start.elapsed() < Duration::from_secs(10), "second `builder` took {:?}", start.elapsed());
+    assert!(!stderr(&out).contains("docker build"), "the unchanged Dockerfile was rebuilt");
+}
+
+#[test]
+fn fetch_verifies_the_busybox_tarball() {
+    let _g = serial();
+    ok(&["fetch"]);
+    let downloads = std::env::var_os("TEENY_DOWNLOADS").map(PathBuf::from).unwrap_or_else(|| build_dir().join("downloads"));
+    let good = std::fs::read(downloads.join("busybox-1.37.0.tar.bz2")).unwrap();
+    // A truncated copy in a fresh cache and build folder: refused before anything is unpacked.
+    let dir = temp_dir("truncated");
+    let bad = dir.join("busybox-1.37.0.tar.bz2");
+    std::fs::write(&bad, &good[..good.len() / 2]).unwrap();
+    let build = dir.join("build");
+    let out = xtask_env(&["fetch"], &[("TEENY_DOWNLOADS", &dir), ("TEENY_BUILD_DIR", &build)]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("checksum mismatch") && err.contains(bad.to_str().unwrap()), "{err}");
+    assert!(err.contains("3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4"), "{err}");
+    assert!(!build.join("src").exists(), "something was extracted from a bad tarball");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn initramfs() -> PathBuf {
+    ok(&["initramfs"]);
+    build_dir().join("initramfs-busybox-x86.cpio.gz")
+}
+
+#[test]
+fn initramfs_lists_init_console_and_busybox_and_is_reproducible() {
+    let _g = serial();
+    let path = initramfs();
+    let first = std::fs::read(&path).unwrap();
+    // GNU cpio reads what we wrote.
+    let gz = std::fs::File::open(&path).unwrap();
+    let gunzip = Command::new("gzip").arg("-dc").stdin(gz).output().unwrap();
+    let list = Command::new("cpio")
+        .args(["-itv", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&gunzip.stdout)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    let line = |name: &str| list.lines().find(|l| l.split_whitespace().last() == Some(name)).unwrap_or_else(|| panic!("no {name} in:\n{list}"));
+    assert!(line("init").starts_with("-rwx"), "{}", line("init"));
+    let console = line("dev/console");
+    assert!(console.starts_with('c') && console.contains("5,") && console.contains(" 1 "), "{console}");
+    assert!(line("bin/busybox").starts_with("-rwx"));
+    assert!(line("bin/sh").starts_with('l'), "applets stay symlinks");
+    // The same inputs give the same bytes.
+    std::fs::remove_file(&path).unwrap();
+    initramfs();
+    assert!(std::fs::read(&path).unwrap() == first, "two builds differ");
+}
+
+fn obj() -> PathBuf {
+    build_dir().join("obj/linux-x86-allnoconfig")
+}
+
+fn config_of(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .filter_map(|l| {
+            if let Some(s) = l.strip_prefix("# CONFIG_").and_then(|s| s.strip_suffix(" is not set")) {
+                return Some((s.to_owned(), "n".to_owned()));
+            }
+            let (k, v) = l.strip_prefix("CONFIG_")?.split_once('=')?;
+            Some((k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn allnoconfig_builds_with_every_requested_symbol_and_is_incremental() {
+    let _g = serial();
+    let out = ok(&["kernel", "allnoconfig"]);
+    assert!(out.contains("bzImage") && out.contains("kernel release"), "{out}");
+    let effective = config_of(&obj().join(".config"));
+    for (symbol, value) in config_of(&root().join("kernel-configs/allnoconfig.config")) {
+        let got = effective.iter().find(|(k, _)| *k == symbol).map(|(_, v)| v.as_str()).unwrap_or("n");
+        assert_eq!(got, value, "CONFIG_{symbol}");
+    }
+    // Nothing changed: .config is not rewritten (so nothing is rebuilt).
+    let mtime = || std::fs::metadata(obj().join(".config")).unwrap().modified().unwrap();
+    let before = mtime();
+    ok(&["kernel", "allnoconfig"]);
+    assert_eq!(before, mtime());
+}
+
+#[test]
+fn kernel_rejects_unknown_names_and_lists_the_known_ones() {
+    let _g = serial();
+    let out = xtask(&["kernel", "nosuchconfig"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("unknown kernel config `nosuchconfig`") && err.contains("allnoconfig"), "{err}");
+    let list = ok(&["kernel", "--list"]);
+    for name in ["allnoconfig", "alldefconfig", "defconfig"] {
+        assert!(list.lines().any(|l| l.starts_with(name)), "{list}");
+    }
+}
+
+#[test]
+fn kernel_config_edit_round_trip() {
+    let _g = serial();
+    // A private copy of allnoconfig, so the repository's file is never rewritten.
+    let dir = temp_dir("configs");
+    std::fs::copy(root().join("kernel-configs/allnoconfig.config"), dir.join("roundtrip.config")).unwrap();
+    let env = [("TEENY_KERNEL_CONFIGS", dir.as_path())];
+    assert!(xtask_env(&["kernel", "roundtrip", "--configure"], &env).status.success());
+    // Edit the .config the way scripts/config or menuconfig would, then save it.
+    let config = build_dir().join("obj/linux-x86-roundtrip/.config");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("# CONFIG_PRINTK_TIME is not set"));
+    std::fs::write(&config, text.replace("# CONFIG_PRINTK_TIME is not set", "CONFIG_PRINTK_TIME=y")).unwrap();
+    let edited = config_of(&config);
+    assert!(xtask_env(&["kernel", "roundtrip", "--save"], &env).status.success());
+    let saved = std::fs::read_to_string(dir.join("roundtrip.config")).unwrap();
+    assert!(saved.contains("#: base allnoconfig") && saved.contains("CONFIG_PRINTK_TIME=y"), "{saved}");
+    // Applying the saved file again gives the edited configuration.
+    assert!(xtask_env(&["kernel", "roundtrip", "--configure"], &env).status.success());
+    assert_eq!(config_of(&config), edited);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Boots allnoconfig headless and runs `cmd` in the guest.
+fn guest(cmd: &[&str]) -> Output {
+    let args: Vec<&str> = ["qemu", "--"].iter().chain(cmd).copied().collect();
+    xtask(&args)
+}
+
+fn no_qemu_left() {
+    let bzimage = obj().join("arch/x86/boot/bzImage");
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            assert!(
+                !(cmdline.starts_with("qemu-system-x86_64") && cmdline.contains(bzimage.to_str().unwrap())),
+                "qemu left running: {cmdline}"
+            );
+        }
+    }
+}
+
+#[test]
+fn guest_runs_commands_with_their_exit_status() {
+    let _g = serial();
+    let out = guest(&["uname", "-r"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let release = std::fs::read_to_string(obj().join("include/config/kernel.release")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), release.trim());
+    assert!(stderr(&out).contains("guest uptime at init"), "boot times are reported");
+
+    let out = guest(&["cat", "/proc/mounts"]);
+    let mounts = String::from_utf8_lossy(&out.stdout);
+    assert!(mounts.lines().any(|l| l.starts_with("none /proc proc")), "{mounts}");
+    assert!(mounts.lines().any(|l| l.starts_with("none /sys sysfs")), "{mounts}");
+
+    assert_eq!(guest(&["sh", "-c", "exit 7"]).status.code(), Some(7));
+    no_qemu_left();
+}
+
+#[test]
+fn initramfs_without_init_fails_instead_of_hanging() {
+    let _g = serial();
+    // A valid archive holding only dev/console.
+    let dir = temp_dir("noinit");
+    let initrd = dir.join("noinit.cpio.gz");
+    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&initrd).unwrap(), flate2::Compression::default());
+    for (name, mode) in [("dev", 0o040755), ("dev/console", 0o020600)] {
+        let b = cpio::newc::Builder::new(name).mode(mode).rdev_major(5).rdev_minor(1);
+        b.write(&mut gz, 0).finish().unwrap();
+    }
+    cpio::newc::trailer(&mut gz).unwrap();
+    gz.finish().unwrap();
+    let start = Instant::now();
+    let out = xtask(&["qemu", "--initrd", initrd.to_str().unwrap(), "--", "true"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("the kernel panicked"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(100), "took {:?}: not a prompt failure", start.elapsed());
+    no_qemu_left();
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,65 @@
+//! Step 3: the initramfs, packed in-process as a reproducible newc cpio + gzip -9.
+//!
+//! Layers, later ones winning: busybox's `_install`, `rootfs/` from git, and `dev/console`
+//! (the kernel opens it for init before anything is mounted). No host cpio, no root, no fakeroot.
+
+pub mod archive;
+
+use crate::ctx::{Ctx, tmp_sibling};
+use anyhow::{Context, Result, bail};
+use archive::{Entry, Kind};
+use camino::{Utf8Path, Utf8PathBuf};
+use fs_err as fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+
+/// Builds busybox if needed, then writes build/initramfs-busybox-x86.cpio.gz; returns its path.
+pub fn build(ctx: &Ctx) -> Result<Utf8PathBuf> {
+    let install = crate::busybox::build(ctx, false)?;
+    let entries = entries(&install, &ctx.root.join("rootfs"))?;
+    let out = ctx.build.join("initramfs-busybox-x86.cpio.gz");
+    let size = write(&entries, mtime()?, &out)?;
+    println!("{out} ({size} bytes, {} entries)", entries.len());
+    Ok(out)
+}
+
+/// Every archive member, sorted, from busybox's install folder and the rootfs skeleton.
+pub fn entries(install: &Utf8Path, rootfs: &Utf8Path) -> Result<Vec<Entry>> {
+    let init = rootfs.join("init");
+    let meta = fs::metadata(&init).with_context(|| format!("the initramfs needs an init script at {init}"))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        bail!("{init} is not an executable file (chmod +x it)");
+    }
+    let console = vec![
+        Entry { path: "dev".into(), mode: 0o755, kind: Kind::Dir },
+        Entry { path: "dev/console".into(), mode: 0o600, kind: Kind::CharDev { major: 5, minor: 1 } },
+    ];
+    Ok(archive::merge(vec![archive::collect(install)?, archive::collect(rootfs)?, console]))
+}
+
+/// Fixed timestamps make the archive reproducible: SOURCE_DATE_EPOCH if set, else 0.
+fn mtime() -> Result<u32> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.is_empty() => s.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={s} is not a number of seconds")),
+        _ => Ok(0),
+    }
+}
+
+/// Writes the gzipped archive to a temporary name and renames it over `out`, so an interrupted
+/// run leaves the previous image intact. Returns the size in bytes.
+pub fn write(entries: &[Entry], mtime: u32, out: &Utf8Path) -> Result<u64> {
+    let tmp = tmp_sibling(out);
+    let result = (|| -> Result<u64> {
+        let file = fs::File::create(&tmp)?;
+        let mut w = archive::write_gz(entries, mtime, std::io::BufWriter::new(file))?;
+        w.flush()?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&tmp, out)?;
+        Ok(fs::metadata(out)?.len())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing {out}"))
+}

@@ -1,0 +1,290 @@
+//! Step 4: kernels from the saved configs in `kernel-configs/`, each in its own `O=` folder.
+//!
+//! A config file names its base make target (`#: base allnoconfig`), the kernel's own fragments it
+//! merges (`#: merge kvm_guest.config`) and its own `CONFIG_…` lines. After `olddefconfig` every
+//! line of ours must have taken effect: Kconfig silently drops options with unmet dependencies.
+
+use crate::ctx::{Ctx, sha256_hex, write_atomic};
+use crate::kconfig::{self, Setting};
+use crate::runner::Step;
+use crate::sources::{self, Package, Tree};
+use anyhow::{Context, Result, bail};
+use camino::{Utf8Path, Utf8PathBuf};
+use fs_err as fs;
+
+/// Which configurator `--edit` runs.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Configurator {
+    Menuconfig,
+    Nconfig,
+}
+
+/// What `cargo xtask kernel` does with the named config.
+pub enum Action {
+    /// Configure, verify and build.
+    Build,
+    /// Configure and verify only.
+    Configure,
+    /// Configure, run a configurator, save the result as the config file.
+    Edit(Configurator),
+    /// Save the current .config of the object folder as the config file (after hand edits).
+    Save,
+}
+
+/// A built kernel.
+pub struct Kernel {
+    pub bzimage: Utf8PathBuf,
+    pub vmlinux: Utf8PathBuf,
+    pub release: String,
+}
+
+/// A parsed `kernel-configs/NAME.config`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Profile {
+    pub base: String,
+    pub merge: Vec<String>,
+    pub description: String,
+    pub settings: Vec<Setting>,
+}
+
+/// Kconfig's own whole-config targets; any other base must be a file in arch/x86/configs/.
+const KCONFIG_TARGETS: &[&str] =
+    &["allnoconfig", "allyesconfig", "allmodconfig", "alldefconfig", "defconfig", "tinyconfig", "randconfig"];
+
+/// Parses the directives (`#: key value`) and settings of a config file.
+pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
+    let (mut base, mut merge, mut description) = (None, Vec::new(), String::new());
+    for (i, line) in text.lines().enumerate() {
+        let Some(directive) = line.strip_prefix("#:") else { continue };
+        let (key, value) = directive.trim().split_once(char::is_whitespace).unwrap_or((directive.trim(), ""));
+        let value = value.trim();
+        if value.is_empty() {
+            bail!("{origin}:{}: `#: {key}` needs a value", i + 1);
+        }
+        match key {
+            "base" if base.is_none() => base = Some(value.to_owned()),
+            "base" => bail!("{origin}:{}: a second `#: base`", i + 1),
+            "merge" => merge.extend(value.split_whitespace().map(str::to_owned)),
+            "description" => description = value.to_owned(),
+            _ => bail!("{origin}:{}: unknown directive `#: {key}` (known: base, merge, description)", i + 1),
+        }
+    }
+    let base = base.with_context(|| format!("{origin}: no `#: base TARGET` line (e.g. `#: base allnoconfig`)"))?;
+    Ok(Profile { base, merge, description, settings: kconfig::parse(origin, text)? })
+}
+
+fn configs_dir(ctx: &Ctx) -> Utf8PathBuf {
+    ctx.kernel_configs.clone().unwrap_or_else(|| ctx.root.join("kernel-configs"))
+}
+
+/// The config names available, sorted.
+pub fn names(ctx: &Ctx) -> Result<Vec<String>> {
+    let dir = configs_dir(ctx);
+    let mut names = Vec::new();
+    for entry in fs::read_dir(&dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name.strip_suffix(".config") {
+            names.push(n.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn load(ctx: &Ctx, name: &str) -> Result<(Utf8PathBuf, String, Profile)> {
+    let path = configs_dir(ctx).join(format!("{name}.config"));
+    if !path.is_file() {
+        bail!("unknown kernel config `{name}`: choose one of {} (files in {})", names(ctx)?.join(", "), configs_dir(ctx));
+    }
+    let text = fs::read_to_string(&path)?;
+    let profile = parse_profile(path.as_str(), &text)?;
+    Ok((path, text, profile))
+}
+
+/// `cargo xtask kernel --list`: name, base and description of each config.
+pub fn list(ctx: &Ctx) -> Result<()> {
+    for name in names(ctx)? {
+        let (_, _, p) = load(ctx, &name)?;
+        let base = std::iter::once(p.base.as_str()).chain(p.merge.iter().map(String::as_str)).collect::<Vec<_>>().join(" + ");
+        println!("{name:<14} {base:<40} {}", p.description);
+    }
+    Ok(())
+}
+
+/// The kernel's environment for reproducible builds: same inputs, same bzImage.
+const REPRODUCIBLE: &[(&str, &str)] = &[
+    ("KBUILD_BUILD_TIMESTAMP", "Thu Jan  1 00:00:00 UTC 1970"),
+    ("KBUILD_BUILD_USER", "teeny"),
+    ("KBUILD_BUILD_HOST", "teeny-linux"),
+    ("KBUILD_BUILD_VERSION", "1"),
+];
+
+/// Configures (and, for `Action::Build`, builds) the named kernel.
+pub fn run(ctx: &Ctx, name: &str, action: Action) -> Result<Option<Kernel>> {
+    let (path, text, profile) = load(ctx, name)?;
+    let tree = sources::fetch(ctx, Package::Linux)?;
+    let obj = ctx.obj(&format!("linux-x86-{name}"));
+    if let Action::Save = action {
+        save(ctx, &tree, &obj, &path, &text, &profile)?;
+        return Ok(None);
+    }
+    configure(ctx, &tree, &obj, &path, &text, &profile)?;
+    match action {
+        Action::Build => build(ctx, &tree, &obj).map(Some),
+        Action::Configure => Ok(None),
+        Action::Edit(tool) => {
+            let tool = format!("{tool:?}").to_lowercase();
+            let step = make(&tree, &obj, &[&tool]).interactive();
+            ctx.runner()?.run(&step)?;
+            save(ctx, &tree, &obj, &path, &text, &profile)?;
+            Ok(None)
+        }
+        Action::Save => unreachable!("handled above"),
+    }
+}
+
+fn make(tree: &Tree, obj: &Utf8Path, args: &[&str]) -> Step {
+    let o = format!("O={obj}");
+    let argv: Vec<&str> = ["make", o.as_str()].into_iter().chain(args.iter().copied()).collect();
+    REPRODUCIBLE.iter().fold(tree.step(&argv), |s, (k, v)| s.env(k, v))
+}
+
+/// The kernel's own fragments named by `#: merge`, as settings.
+fn bundled(tree: &Tree, profile: &Profile) -> Result<(Vec<Setting>, Vec<String>)> {
+    let (mut settings, mut texts) = (Vec::new(), Vec::new());
+    for f in &profile.merge {
+        let path = ["arch/x86/configs", "kernel/configs"]
+            .iter()
+            .map(|d| tree.dir.join(d).join(f))
+            .find(|p| p.is_file())
+            .with_context(|| format!("fragment {f} is in neither arch/x86/configs/ nor kernel/configs/ of {}", tree.dir))?;
+        let text = fs::read_to_string(&path)?;
+        settings.extend(kconfig::parse(path.as_str(), &text)?);
+        texts.push(text);
+    }
+    Ok((settings, texts))
+}
+
+/// `make BASE`, merge the fragments, `make olddefconfig` in `obj`; returns the resulting .config.
+fn base_config(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile, ours: &[Setting]) -> Result<String> {
+    let known = KCONFIG_TARGETS.contains(&profile.base.as_str()) || tree.dir.join("arch/x86/configs").join(&profile.base).is_file();
+    if !known {
+        bail!(
+            "base target `{}` is unknown to this kernel: use one of {} or a file in {}/arch/x86/configs/",
+            profile.base,
+            KCONFIG_TARGETS.join(", "),
+            tree.dir
+        );
+    }
+    fs::create_dir_all(obj)?;
+    let runner = ctx.runner()?;
+    runner.run(&make(tree, obj, &[&profile.base]))?;
+    let config = obj.join(".config");
+    let (mut settings, _) = bundled(tree, profile)?;
+    settings.extend_from_slice(ours);
+    write_atomic(&config, kconfig::merge(&fs::read_to_string(&config)?, &settings).as_bytes())?;
+    runner.run(&make(tree, obj, &["olddefconfig"]))?;
+    Ok(fs::read_to_string(&config)?)
+}
+
+fn configure(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str, profile: &Profile) -> Result<()> {
+    let (bundled, bundled_texts) = bundled(tree, profile)?;
+    let mut inputs: Vec<&[u8]> = vec![text.as_bytes(), tree.dir.as_str().as_bytes(), tree.version.as_bytes()];
+    inputs.extend(bundled_texts.iter().map(|t| t.as_bytes()));
+    let stamp = sha256_hex(&inputs);
+    let stamp_path = obj.join(".teeny-config-stamp");
+    // Nothing changed: leave .config alone, so make rebuilds nothing.
+    if obj.join(".config").is_file() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+        return Ok(());
+    }
+    let _ = fs::remove_file(&stamp_path);
+    let effective = base_config(ctx, tree, obj, profile, &profile.settings)?;
+    let explain = |m: &kconfig::Mismatch| -> Result<String> {
+        Ok(format!("  {}", kconfig::explain(m, kconfig::find_depends(&tree.dir, &m.symbol)?.as_deref())))
+    };
+    let mut errors = Vec::new();
+    for m in kconfig::check(&profile.settings, &effective) {
+        errors.push(explain(&m)?);
+    }
+    // A symbol of ours set to n passes the check even if it does not exist: look it up too.
+    for s in profile.settings.iter().filter(|s| s.value == "n" && !effective.contains(&format!("CONFIG_{} ", s.symbol))) {
+        if kconfig::find_depends(&tree.dir, &s.symbol)?.is_none() {
+            let m = kconfig::Mismatch { symbol: s.symbol.clone(), requested: "n".into(), effective: "n".into() };
+            errors.push(format!("  {}", kconfig::explain(&m, None)));
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{path}: settings that did not take effect after olddefconfig:\n{}", errors.join("\n"));
+    }
+    // The kernel's bundled fragments are not ours to fix: report what x86 drops, and go on.
+    let ours: Vec<&str> = profile.settings.iter().map(|s| s.symbol.as_str()).collect();
+    let theirs: Vec<Setting> = bundled.into_iter().filter(|s| !ours.contains(&s.symbol.as_str())).collect();
+    for m in kconfig::check(&theirs, &effective) {
+        eprintln!("warning: {} (from {})", explain(&m)?.trim(), profile.merge.join(", "));
+    }
+    write_atomic(&stamp_path, stamp.as_bytes())?;
+    eprintln!("configured {obj}/.config from {path}: all {} settings took effect", profile.settings.len());
+    Ok(())
+}
+
+/// Rewrites the config file as the settings where `obj/.config` differs from base + fragments.
+fn save(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str, profile: &Profile) -> Result<()> {
+    let edited = fs::read_to_string(obj.join(".config")).with_context(|| format!("nothing to save: {obj} is not configured"))?;
+    // The reference is configured in a folder of its own, so the edited .config stays as it is.
+    let reference = Utf8PathBuf::from(format!("{obj}.base"));
+    let base = base_config(ctx, tree, &reference, profile, &[])?;
+    let settings = kconfig::diff(&base, &edited);
+    write_atomic(path, kconfig::with_header(text, &settings).as_bytes())?;
+    eprintln!("saved {} setting(s) to {path}", settings.len());
+    Ok(())
+}
+
+fn build(ctx: &Ctx, tree: &Tree, obj: &Utf8Path) -> Result<Kernel> {
+    ctx.runner()?.run(&make(tree, obj, &[&format!("-j{}", ctx.jobs)]))?;
+    let kernel = Kernel {
+        bzimage: obj.join("arch/x86/boot/bzImage"),
+        vmlinux: obj.join("vmlinux"),
+        release: fs::read_to_string(obj.join("include/config/kernel.release"))?.trim().to_owned(),
+    };
+    for f in [&kernel.vmlinux, &kernel.bzimage] {
+        println!("{f} ({} bytes)", fs::metadata(f)?.len());
+    }
+    println!("kernel release {}", kernel.release);
+    Ok(kernel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_directives_and_settings() {
+        let text = "# comment\n#: description small\n#: base alldefconfig\n#: merge kvm_guest.config\nCONFIG_TTY=y\n# CONFIG_NET is not set\n";
+        let p = parse_profile("f", text).unwrap();
+        assert_eq!(p.base, "alldefconfig");
+        assert_eq!(p.merge, ["kvm_guest.config"]);
+        assert_eq!(p.description, "small");
+        let got: Vec<_> = p.settings.iter().map(|s| (s.symbol.as_str(), s.value.as_str())).collect();
+        assert_eq!(got, [("TTY", "y"), ("NET", "n")]);
+    }
+
+    #[test]
+    fn directive_errors_name_file_and_line() {
+        let err = |t: &str| parse_profile("k/x.config", t).unwrap_err().to_string();
+        assert!(err("#: base a\n#: bsae b\n").starts_with("k/x.config:2: unknown directive `#: bsae`"));
+        assert!(err("#: base a\n#: base b\n").starts_with("k/x.config:2: a second"));
+        assert!(err("#: base\n").starts_with("k/x.config:1: `#: base` needs a value"));
+        assert!(err("CONFIG_TTY=y\n").contains("no `#: base TARGET` line"));
+        assert!(err("#: base a\nCONFIG_TTY y\n").starts_with("k/x.config:2:"));
+    }
+
+    #[test]
+    fn the_shipped_configs_parse() {
+        let dir = Utf8Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel-configs");
+        for name in ["defconfig", "alldefconfig", "allnoconfig"] {
+            let path = dir.join(format!("{name}.config"));
+            let p = parse_profile(path.as_str(), &std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert!(!p.description.is_empty(), "{name}");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! `cargo xtask`: builds a tiny Linux (kernel + static busybox initramfs) and boots it in qemu.
+
+mod builder;
+mod busybox;
+mod ctx;
+mod initramfs;
+mod kconfig;
+mod kernel;
+mod qemu;
+mod runner;
+mod sources;
+
+use anyhow::Result;
+use camino::Utf8PathBuf;
+use clap::{Parser, Subcommand};
+use ctx::Ctx;
+use runner::RunnerKind;
+
+/// Build a tiny Linux system (kernel + static busybox in an initramfs) and boot it in qemu.
+///
+/// Every `make` runs with an out-of-tree `O=` folder under build/ inside a Docker builder image.
+#[derive(Parser)]
+#[command(bin_name = "cargo xtask", arg_required_else_help = true)]
+struct Cli {
+    /// Where build steps run.
+    #[arg(long, global = true, env = "TEENY_RUNNER", default_value = "docker")]
+    runner: RunnerKind,
+    /// Parallel make jobs [default: number of CPUs].
+    #[arg(short, long, global = true)]
+    jobs: Option<usize>,
+    /// Folder for every build output [default: build/ in the repository].
+    #[arg(long, global = true, env = "TEENY_BUILD_DIR")]
+    build_dir: Option<Utf8PathBuf>,
+    /// Use this kernel tarball or source tree instead of the pinned download.
+    #[arg(long, global = true, env = "TEENY_KERNEL_SOURCE")]
+    kernel_source: Option<Utf8PathBuf>,
+    /// Use this busybox tarball or source tree instead of the pinned download.
+    #[arg(long, global = true, env = "TEENY_BUSYBOX_SOURCE")]
+    busybox_source: Option<Utf8PathBuf>,
+    /// Folder of kernel config files [default: kernel-configs/ in the repository].
+    #[arg(long, global = true, env = "TEENY_KERNEL_CONFIGS")]
+    kernel_configs: Option<Utf8PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the builder image from docker/Dockerfile (skipped when it is up to date).
+    Builder,
+    /// Download, verify and unpack the kernel and busybox sources into build/src/.
+    Fetch,
+    /// Build the static busybox (defconfig + busybox-configs/busybox-x86.config) in build/obj/busybox-x86.
+    Busybox {
+        /// Run busybox's menuconfig first and save the changes to busybox-configs/.
+        #[arg(long)]
+        edit: bool,
+    },
+    /// Pack build/initramfs-busybox-x86.cpio.gz from busybox and rootfs/ (builds busybox if needed).
+    Initramfs,
+    /// Configure, verify and build the kernel from kernel-configs/NAME.config in build/obj/linux-x86-NAME.
+    Kernel {
+        /// The config to build (see --list).
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// List the configs with their base targets and descriptions.
+        #[arg(long, conflicts_with_all = ["configure", "edit", "save"])]
+        list: bool,
+        /// Configure and verify only; do not build.
+        #[arg(long, conflicts_with_all = ["edit", "save"])]
+        configure: bool,
+        /// Run a configurator in the builder, then save the changes as kernel-configs/NAME.config.
+        #[arg(long, num_args = 0..=1, default_missing_value = "menuconfig", conflicts_with = "save")]
+        edit: Option<kernel::Configurator>,
+        /// Save the current .config of build/obj/linux-x86-NAME (after hand edits) as kernel-configs/NAME.config.
+        #[arg(long)]
+        save: bool,
+    },
+    /// Boot the kernel and initramfs in qemu (builds what is missing); with `-- CMD…`, run CMD headless.
+    ///
+    /// Without a command the terminal is the guest's serial console (Ctrl-a x quits). With one,
+    /// qemu boots headless, CMD runs in the guest shell, and its exit status is ours.
+    Qemu {
+        /// The kernel config to boot (see `cargo xtask kernel --list`).
+        #[arg(long, default_value = "allnoconfig")]
+        kernel: String,
+        /// Boot this initrd instead of build/initramfs-busybox-x86.cpio.gz.
+        #[arg(long)]
+        initrd: Option<Utf8PathBuf>,
+        /// Use KVM (-enable-kvm); fails if /dev/kvm is missing or not usable by you.
+        #[arg(long)]
+        kvm: bool,
+        /// Extra kernel command line arguments (after console=ttyS0 panic=-1).
+        #[arg(long, allow_hyphen_values = true)]
+        append: Vec<String>,
+        /// Extra qemu arguments, split at spaces (e.g. --qemu-args "-m 512M -smp 2").
+        #[arg(long, allow_hyphen_values = true)]
+        qemu_args: Option<String>,
+        /// Seconds to wait for the guest shell in headless mode.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Command (and arguments) to run in the guest shell, after `--`.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Remove build outputs (everything under the build folder; downloads stay unless --all).
+    Clean {
+        /// Also remove the download cache under the build folder.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn main() {
+    if let Err(e) = try_main() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn try_main() -> Result<()> {
+    let cli = Cli::parse();
+    let jobs = cli.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let ctx = Ctx::new(cli.build_dir, jobs, cli.runner, cli.kernel_source, cli.busybox_source, cli.kernel_configs)?;
+    match cli.command {
+        Command::Builder => {
+            ctx.runner()?;
+        }
+        Command::Fetch => {
+            for package in [sources::Package::Busybox, sources::Package::Linux] {
+                let tree = sources::fetch(&ctx, package)?;
+                println!("{} {}", tree.version, tree.dir);
+            }
+        }
+        Command::Busybox { edit } => {
+            busybox::build(&ctx, edit)?;
+        }
+        Command::Initramfs => {
+            initramfs::build(&ctx)?;
+        }
+        Command::Kernel { list: true, .. } => kernel::list(&ctx)?,
+        Command::Kernel { name, configure, edit, save, .. } => {
+            let action = match (configure, edit, save) {
+                (true, _, _) => kernel::Action::Configure,
+                (_, Some(tool), _) => kernel::Action::Edit(tool),
+                (_, _, true) => kernel::Action::Save,
+                _ => kernel::Action::Build,
+            };
+            kernel::run(&ctx, &name.expect("clap requires NAME"), action)?;
+        }
+        Command::Qemu { kernel, initrd, kvm, append, qemu_args, timeout, command } => {
+            let qemu_args = qemu_args.unwrap_or_default().split_whitespace().map(String::from).collect();
+            let initrd = initrd.map(ctx::absolute).transpose()?;
+            let opts = qemu::Options { kernel, initrd, kvm, append, qemu_args, timeout: std::time::Duration::from_secs(timeout), command };
+            let code = qemu::run(&ctx, &opts)?;
+            std::process::exit(code);
+        }
+        Command::Clean { all } => ctx::clean(&ctx, all)?,
+    }
+    Ok(())
+}

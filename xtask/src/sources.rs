@@ -1,0 +1,319 @@
+//! Step 1a: the kernel and busybox sources, pinned in `sources.txt` and verified before use.
+//!
+//! A tarball's sha256 is checked before anything is extracted; downloads go to a temporary
+//! name and are renamed only once verified. `--kernel-source` / `--busybox-source` (or
+//! `TEENY_KERNEL_SOURCE` / `TEENY_BUSYBOX_SOURCE`) replace the pin with a local tarball or tree.
+
+use crate::ctx::{Ctx, hex, tmp_sibling, write_atomic};
+use crate::runner::Step;
+use anyhow::{Context, Result, bail};
+use camino::{Utf8Path, Utf8PathBuf};
+use fs_err as fs;
+use std::io::{Read, Write};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Package {
+    Busybox,
+    Linux,
+}
+
+impl Package {
+    fn name(self) -> &'static str {
+        match self {
+            Package::Busybox => "busybox",
+            Package::Linux => "linux",
+        }
+    }
+    /// Files every tree of this package has, to reject a wrong directory early.
+    fn markers(self) -> &'static [&'static str] {
+        match self {
+            Package::Busybox => &["Makefile", "Config.in", "applets"],
+            Package::Linux => &["Makefile", "Kconfig", "arch/x86/Kconfig"],
+        }
+    }
+}
+
+/// One line of `sources.txt`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pin {
+    pub name: String,
+    pub version: String,
+    pub url: String,
+    pub sha256: String,
+}
+
+impl Pin {
+    /// The upstream file name, which is also the name in the download cache.
+    fn file_name(&self) -> &str {
+        self.url.rsplit('/').next().unwrap_or(&self.url)
+    }
+}
+
+/// Parses `sources.txt`: `name version url sha256` per line, `#` comments.
+pub fn parse(origin: &str, text: &str) -> Result<Vec<Pin>> {
+    let mut pins = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [name, version, url, sha256] = fields[..] else {
+            bail!("{origin}:{}: expected `name version url sha256`, got: {line}", i + 1)
+        };
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("{origin}:{}: not a sha256: {sha256}", i + 1)
+        }
+        if !url.starts_with("https://") && !url.starts_with("http://") {
+            bail!("{origin}:{}: not an http(s) url: {url}", i + 1)
+        }
+        pins.push(Pin { name: name.into(), version: version.into(), url: url.into(), sha256: sha256.to_lowercase() });
+    }
+    Ok(pins)
+}
+
+/// A source tree ready for `make O=…`.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    pub dir: Utf8PathBuf,
+    pub version: String,
+    /// A user's own tree: mounted read-only, so `O=` builds cannot write into it.
+    pub user_dir: bool,
+}
+
+impl Tree {
+    /// A step run in this tree, with the tree mounted when it is outside the repository.
+    pub fn step(&self, argv: &[&str]) -> Step {
+        let step = Step::new(&self.dir, argv);
+        if self.user_dir { step.mount(&self.dir, true) } else { step }
+    }
+}
+
+/// Makes the package's source tree available (download, verify, extract) and returns it.
+pub fn fetch(ctx: &Ctx, package: Package) -> Result<Tree> {
+    let over = match package {
+        Package::Busybox => &ctx.busybox_source,
+        Package::Linux => &ctx.kernel_source,
+    };
+    match over {
+        Some(p) if p.is_dir() => {
+            let version = check_tree(package, p)?;
+            eprintln!("using {} {version} from {p}", package.name());
+            Ok(Tree { dir: p.clone(), version, user_dir: true })
+        }
+        Some(p) if p.is_file() => {
+            let sha = sha256_file(p, None)?;
+            let stem = p.file_name().unwrap_or("source");
+            let stem = [".tar.xz", ".tar.bz2", ".tar.gz", ".tgz", ".tar"].iter().find_map(|s| stem.strip_suffix(s)).unwrap_or(stem);
+            extract(ctx, package, p, stem, &sha)
+        }
+        Some(p) => bail!("{} source override {p} does not exist", package.name()),
+        None => {
+            let pins = pins(ctx)?;
+            let pin = pins
+                .iter()
+                .find(|p| p.name == package.name())
+                .with_context(|| format!("sources.txt has no `{}` line", package.name()))?;
+            let downloads = downloads_dir(ctx);
+            let tarball = downloads.join(pin.file_name());
+            if tarball.exists() {
+                verify(&tarball, &pin.sha256)?;
+            } else {
+                download(pin, &tarball)?;
+            }
+            extract(ctx, package, &tarball, &format!("{}-{}", pin.name, pin.version), &pin.sha256)
+        }
+    }
+}
+
+fn pins(ctx: &Ctx) -> Result<Vec<Pin>> {
+    let path = ctx.root.join("sources.txt");
+    parse(path.as_str(), &fs::read_to_string(&path)?)
+}
+
+fn downloads_dir(ctx: &Ctx) -> Utf8PathBuf {
+    match std::env::var("TEENY_DOWNLOADS") {
+        Ok(d) if !d.is_empty() => d.into(),
+        _ => ctx.build.join("downloads"),
+    }
+}
+
+/// Unpacks `tarball` (already verified, with sha256 `sha`) to `build/src/NAME`, unless that
+/// tree was already unpacked from the same bytes.
+fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &str) -> Result<Tree> {
+    let src = ctx.build.join("src");
+    let dest = src.join(name);
+    let stamp = src.join(format!(".{name}.sha256"));
+    if dest.is_dir() && fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == sha) {
+        let version = check_tree(package, &dest)?;
+        return Ok(Tree { dir: dest, version, user_dir: false });
+    }
+    // Unpack beside the destination and rename: an interrupted extraction is never taken for a tree.
+    let tmp = tmp_sibling(&dest);
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    fs::create_dir_all(&tmp)?;
+    let tarball_dir = tarball.parent().context("tarball has no parent folder")?;
+    let step = Step::new(&src, &["tar", "-xf", tarball.as_str(), "-C", tmp.as_str()]).mount(tarball_dir, true);
+    ctx.runner()?.run(&step)?;
+    let top: Vec<_> = fs::read_dir(&tmp)?.collect::<std::io::Result<_>>()?;
+    let [top] = &top[..] else { bail!("{tarball} does not unpack to a single folder") };
+    let top = Utf8PathBuf::try_from(top.path())?;
+    check_tree(package, &top).with_context(|| format!("{tarball} does not hold {} sources", package.name()))?;
+    if dest.exists() {
+        fs::remove_dir_all(&dest)?;
+    }
+    fs::rename(&top, &dest)?;
+    fs::remove_dir(&tmp)?;
+    write_atomic(&stamp, sha.as_bytes())?;
+    let version = check_tree(package, &dest)?;
+    eprintln!("unpacked {} {version} into {dest}", package.name());
+    Ok(Tree { dir: dest, version, user_dir: false })
+}
+
+/// Checks that `dir` looks like the package's tree and returns its version from the Makefile.
+fn check_tree(package: Package, dir: &Utf8Path) -> Result<String> {
+    for m in package.markers() {
+        if !dir.join(m).exists() {
+            bail!("{dir} is not a {} source tree (no {m})", package.name());
+        }
+    }
+    let makefile = dir.join("Makefile");
+    makefile_version(&fs::read_to_string(&makefile)?).with_context(|| format!("no VERSION/PATCHLEVEL in {makefile}"))
+}
+
+/// `VERSION.PATCHLEVEL.SUBLEVEL EXTRAVERSION` from a kernel- or busybox-style top Makefile.
+pub fn makefile_version(text: &str) -> Option<String> {
+    let var = |name: &str| {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == name).then(|| v.trim().to_owned())
+        })
+    };
+    let (v, p) = (var("VERSION")?, var("PATCHLEVEL")?);
+    let s = var("SUBLEVEL").filter(|s| !s.is_empty()).unwrap_or_else(|| "0".into());
+    Some(format!("{v}.{p}.{s}{}", var("EXTRAVERSION").unwrap_or_default()))
+}
+
+/// Fails unless `path` has the expected sha256, naming the file and both sums.
+pub fn verify(path: &Utf8Path, expected: &str) -> Result<()> {
+    check_sha(path, expected, &sha256_file(path, None)?)
+}
+
+fn check_sha(path: &Utf8Path, expected: &str, actual: &str) -> Result<()> {
+    if actual != expected {
+        bail!(
+            "checksum mismatch for {path}: expected sha256 {expected}, got {actual} (a truncated or wrong file; delete it to download again)"
+        )
+    }
+    Ok(())
+}
+
+/// sha256 of a file, optionally copying the bytes to `copy` on the way (downloads).
+fn sha256_file(path: &Utf8Path, copy: Option<&mut dyn Write>) -> Result<String> {
+    hash_reader(&mut fs::File::open(path)?, copy, None).with_context(|| format!("reading {path}"))
+}
+
+/// Hashes everything `r` yields; with `total` (0: unknown), prints download progress to stderr.
+fn hash_reader(r: &mut dyn Read, mut copy: Option<&mut dyn Write>, total: Option<u64>) -> Result<String> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    let (mut done, mut shown) = (0u64, 0u64);
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        if let Some(w) = copy.as_mut() {
+            w.write_all(&buf[..n])?;
+        }
+        done += n as u64;
+        if let Some(total) = total.filter(|_| done - shown >= 4 << 20) {
+            shown = done;
+            let total = if total == 0 { "?".into() } else { (total >> 20).to_string() };
+            eprint!("\r  {} / {total} MiB", done >> 20);
+        }
+    }
+    if total.is_some() {
+        eprintln!("\r  {} MiB done", done >> 20);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// Downloads `pin` to `dest` via `dest.part`; renames only after the checksum matched.
+fn download(pin: &Pin, dest: &Utf8Path) -> Result<()> {
+    let dir = dest.parent().context("download path has no folder")?;
+    fs::create_dir_all(dir)?;
+    eprintln!("downloading {} -> {dest}", pin.url);
+    let mut resp = ureq::get(&pin.url).call().with_context(|| format!("downloading {}", pin.url))?;
+    let total = resp.body().content_length();
+    let part = dest.with_file_name(format!("{}.part", pin.file_name()));
+    let mut file = fs::File::create(&part)?;
+    let actual = hash_reader(&mut resp.body_mut().as_reader(), Some(&mut file), Some(total.unwrap_or(0)))
+        .with_context(|| format!("downloading {}", pin.url))?;
+    file.sync_all()?;
+    check_sha(&part, &pin.sha256, &actual)?;
+    fs::rename(&part, dest)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4";
+
+    #[test]
+    fn parses_the_repositorys_sources_file() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../sources.txt");
+        let pins = parse(path, &std::fs::read_to_string(path).unwrap()).unwrap();
+        let bb = pins.iter().find(|p| p.name == "busybox").unwrap();
+        assert_eq!(bb.version, "1.37.0");
+        assert_eq!(bb.sha256, SHA);
+        assert_eq!(bb.file_name(), "busybox-1.37.0.tar.bz2");
+        assert!(pins.iter().any(|p| p.name == "linux" && p.version == "6.1.127"));
+    }
+
+    #[test]
+    fn rejects_malformed_lines_with_their_line_number() {
+        let err = parse("s.txt", "# c\nbusybox 1.0 https://x/y.tar\n").unwrap_err().to_string();
+        assert!(err.starts_with("s.txt:2: expected"), "{err}");
+        let err = parse("s.txt", &format!("b 1 https://x/y {}", &SHA[1..])).unwrap_err().to_string();
+        assert!(err.contains("s.txt:1: not a sha256"), "{err}");
+        let err = parse("s.txt", &format!("b 1 ftp://x/y {SHA}")).unwrap_err().to_string();
+        assert!(err.contains("not an http(s) url"), "{err}");
+    }
+
+    #[test]
+    fn reads_versions_from_top_makefiles() {
+        let kernel = "# SPDX\nVERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 127\nEXTRAVERSION =\nNAME = Curry Ramen\n";
+        assert_eq!(makefile_version(kernel).as_deref(), Some("6.1.127"));
+        let rc = "VERSION = 6\nPATCHLEVEL = 13\nSUBLEVEL = 0\nEXTRAVERSION = -rc3\n";
+        assert_eq!(makefile_version(rc).as_deref(), Some("6.13.0-rc3"));
+        assert_eq!(makefile_version("all:\n\techo hi\n"), None);
+    }
+
+    fn temp_file(name: &str, bytes: &[u8]) -> Utf8PathBuf {
+        let dir = Utf8PathBuf::try_from(std::env::temp_dir()).unwrap().join(format!("teeny-sources-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn checksum_good_wrong_and_truncated() {
+        // sha256("abc"), a published test vector.
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let good = temp_file("good", b"abc");
+        verify(&good, abc).unwrap();
+        let err = verify(&good, SHA).unwrap_err().to_string();
+        assert!(err.contains(good.as_str()) && err.contains(SHA) && err.contains(abc), "{err}");
+        let truncated = temp_file("truncated", b"ab");
+        let err = verify(&truncated, abc).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("checksum mismatch for {truncated}")), "{err}");
+    }
+}
