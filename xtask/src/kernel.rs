@@ -122,13 +122,30 @@ const REPRODUCIBLE: &[(&str, &str)] = &[
 /// Configures (and, for `Action::Build`, builds) the named kernel.
 pub fn run(ctx: &Ctx, name: &str, action: Action) -> Result<Option<Kernel>> {
     let (path, text, profile) = load(ctx, name)?;
+    run_profile(ctx, name, &path, &text, &profile, action)
+}
+
+/// Builds NAME with `extra` settings appended, as config `NAME-VARIANT` in its own `O=` folder
+/// (the saved config stays as it is): for instrumented runs such as `bench --bootgraph`.
+pub fn build_variant(ctx: &Ctx, name: &str, variant: &str, extra: &[&str]) -> Result<Kernel> {
+    let (_, text, _) = load(ctx, name)?;
+    let variant = format!("{name}-{variant}");
+    let path = ctx.build.join("kernel-configs").join(format!("{variant}.config"));
+    fs::create_dir_all(path.parent().unwrap())?;
+    let text = format!("{text}\n# added for this variant\n{}\n", extra.join("\n"));
+    write_atomic(&path, text.as_bytes())?;
+    let profile = parse_profile(path.as_str(), &text)?;
+    Ok(run_profile(ctx, &variant, &path, &text, &profile, Action::Build)?.expect("a build returns a kernel"))
+}
+
+fn run_profile(ctx: &Ctx, name: &str, path: &Utf8Path, text: &str, profile: &Profile, action: Action) -> Result<Option<Kernel>> {
     let tree = sources::fetch(ctx, Package::Linux)?;
     let obj = ctx.obj(&format!("linux-x86-{name}"));
     if let Action::Save = action {
-        save(ctx, &tree, &obj, &path, &text, &profile)?;
+        save(ctx, &tree, &obj, path, text, profile)?;
         return Ok(None);
     }
-    configure(ctx, &tree, &obj, &path, &text, &profile)?;
+    configure(ctx, &tree, &obj, path, text, profile)?;
     match action {
         Action::Build => build(ctx, &tree, &obj).map(Some),
         Action::Configure => Ok(None),
@@ -136,7 +153,7 @@ pub fn run(ctx: &Ctx, name: &str, action: Action) -> Result<Option<Kernel>> {
             let tool = format!("{tool:?}").to_lowercase();
             let step = make(&tree, &obj, &[&tool]).interactive();
             ctx.runner()?.run(&step)?;
-            save(ctx, &tree, &obj, &path, &text, &profile)?;
+            save(ctx, &tree, &obj, path, text, profile)?;
             Ok(None)
         }
         Action::Save => unreachable!("handled above"),

@@ -1,5 +1,6 @@
 //! `cargo xtask`: builds a tiny Linux (kernel + static busybox initramfs) and boots it in qemu.
 
+mod bench;
 mod builder;
 mod busybox;
 mod ctx;
@@ -103,6 +104,31 @@ enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Measure sizes and boot times of kernel configs (the walk-through's table) and draw charts.
+    ///
+    /// Boots each config --runs times headless; prints a Markdown table beside the walk-through's
+    /// published numbers, writes build/bench/bench.svg, and compares the initramfs packer with
+    /// `find | cpio -o -H newc | gzip -9`. Exits non-zero if a config fails, keeping the other rows.
+    Bench {
+        /// Comma-separated kernel configs to measure.
+        #[arg(long, value_delimiter = ',', default_value = "defconfig,alldefconfig,allnoconfig")]
+        configs: Vec<String>,
+        /// Boots per config (medians and min/max are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Boot with KVM (fails if /dev/kvm is not usable).
+        #[arg(long)]
+        kvm: bool,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<Utf8PathBuf>,
+        /// Boot this config once with initcall_debug and draw build/bench/bootgraph-CONFIG.svg.
+        #[arg(long, value_name = "CONFIG")]
+        bootgraph: Option<String>,
+        /// Seconds to wait for each boot to reach the shell.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
     /// Remove build outputs (everything under the build folder; downloads stay unless --all).
     Clean {
         /// Also remove the download cache under the build folder.
@@ -154,6 +180,11 @@ fn try_main() -> Result<()> {
             let opts = qemu::Options { kernel, initrd, kvm, append, qemu_args, timeout: std::time::Duration::from_secs(timeout), command };
             let code = qemu::run(&ctx, &opts)?;
             std::process::exit(code);
+        }
+        Command::Bench { configs, runs, kvm, json, bootgraph, timeout } => {
+            let json = json.map(ctx::absolute).transpose()?;
+            let timeout = std::time::Duration::from_secs(timeout);
+            bench::run(&ctx, &bench::Options { configs, runs, kvm, json, bootgraph, timeout })?;
         }
         Command::Clean { all } => ctx::clean(&ctx, all)?,
     }

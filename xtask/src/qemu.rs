@@ -6,7 +6,6 @@
 use crate::ctx::Ctx;
 use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
-use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Stdio};
@@ -103,8 +102,8 @@ pub struct Guest {
     rx: Receiver<Vec<u8>>,
     /// Bytes received that do not yet end in a newline (a prompt, for one).
     partial: Vec<u8>,
-    /// The last console lines, for error messages.
-    tail: VecDeque<String>,
+    /// Every complete console line so far (boot graphs parse it; errors show its end).
+    log: Vec<String>,
 }
 
 impl Drop for Guest {
@@ -181,7 +180,7 @@ impl Guest {
             });
         }
         let stdin = child.stdin.take().unwrap();
-        let mut guest = Guest { child, stdin, rx, partial: Vec::new(), tail: VecDeque::new() };
+        let mut guest = Guest { child, stdin, rx, partial: Vec::new(), log: Vec::new() };
         let deadline = start + timeout;
         let mut guest_s = None;
         loop {
@@ -213,17 +212,18 @@ impl Guest {
         while let Some(i) = self.partial.iter().position(|&b| b == b'\n') {
             let raw: Vec<u8> = self.partial.drain(..=i).collect();
             let line = String::from_utf8_lossy(&raw).trim_end_matches(['\r', '\n']).to_owned();
-            if self.tail.len() == 20 {
-                self.tail.pop_front();
-            }
-            self.tail.push_back(line.clone());
+            self.log.push(line.clone());
             lines.push(line);
         }
         Ok(lines)
     }
 
     fn tail(&self) -> String {
-        self.tail.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+        self.log[self.log.len().saturating_sub(20)..].iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+    }
+
+    pub fn log(&self) -> &[String] {
+        &self.log
     }
 
     /// Runs `argv` in the guest shell, streams its output to stdout, returns its exit status.
