@@ -248,7 +248,9 @@ fn download(pin: &Pin, dest: &Utf8Path) -> Result<()> {
     let dir = dest.parent().context("download path has no folder")?;
     fs::create_dir_all(dir)?;
     eprintln!("downloading {} -> {dest}", pin.url);
-    let mut resp = ureq::get(&pin.url).call().with_context(|| format!("downloading {}", pin.url))?;
+    let mut resp = ureq::get(&pin.url)
+        .call()
+        .with_context(|| format!("downloading {} (offline? put the file in TEENY_DOWNLOADS={dir})", pin.url))?;
     let total = resp.body().content_length();
     let part = dest.with_file_name(format!("{}.part", pin.file_name()));
     let mut file = fs::File::create(&part)?;
