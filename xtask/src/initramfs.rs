@@ -19,7 +19,7 @@ pub fn build(ctx: &Ctx) -> Result<Utf8PathBuf> {
     let entries = entries(&install, &ctx.root.join("rootfs"))?;
     let out = ctx.build.join("initramfs-busybox-x86.cpio.gz");
     let size = write(&entries, mtime()?, &out)?;
-    println!("{out} ({size} bytes, {} entries)", entries.len());
+    eprintln!("{out} ({size} bytes, {} entries)", entries.len());
     Ok(out)
 }
 

@@ -264,9 +264,9 @@ fn build(ctx: &Ctx, tree: &Tree, obj: &Utf8Path) -> Result<Kernel> {
         release: fs::read_to_string(obj.join("include/config/kernel.release"))?.trim().to_owned(),
     };
     for f in [&kernel.vmlinux, &kernel.bzimage] {
-        println!("{f} ({} bytes)", fs::metadata(f)?.len());
+        eprintln!("{f} ({} bytes)", fs::metadata(f)?.len());
     }
-    println!("kernel release {}", kernel.release);
+    eprintln!("kernel release {}", kernel.release);
     Ok(kernel)
 }
 

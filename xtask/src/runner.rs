@@ -160,32 +160,23 @@ impl Runner {
         }
     }
 
-    /// Prints the step as the user would type it, then runs it to completion.
+    /// Prints the step as the user would type it, then runs it to completion. Its output goes to
+    /// stderr: stdout carries only results (a guest command's output, tables).
     pub fn run(&self, step: &Step) -> Result<()> {
         eprintln!("$ {}", display(&step.argv));
         let argv = self.argv(step);
-        let what = || format!("`{}` failed", display(&step.argv));
-        if step.interactive {
-            // The user's terminal must reach menuconfig: plain inherited stdio.
-            let mut cmd = std::process::Command::new(&argv[0]);
-            cmd.args(&argv[1..]);
-            if self.container.is_none() {
-                cmd.current_dir(&step.cwd).envs(step.env.iter().map(|(k, v)| (k, v)));
-            }
-            let status = cmd.status().with_context(|| format!("cannot start {}", argv[0]))?;
-            anyhow::ensure!(status.success(), "{}: {status}", what());
-            return Ok(());
-        }
-        let sh = xshell::Shell::new()?;
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         if self.container.is_none() {
-            sh.change_dir(&step.cwd);
+            cmd.current_dir(&step.cwd).envs(step.env.iter().map(|(k, v)| (k, v)));
         }
-        let (program, args) = (&argv[0], &argv[1..]);
-        let mut cmd = xshell::cmd!(sh, "{program} {args...}").quiet();
-        if self.container.is_none() {
-            cmd = cmd.envs(step.env.iter().map(|(k, v)| (k, v)));
+        if !step.interactive {
+            // Like a CI job: build steps never wait for input.
+            cmd.stdin(std::process::Stdio::null()).stdout(std::io::stderr());
         }
-        cmd.run().with_context(what)
+        let status = cmd.status().with_context(|| format!("cannot start {}", argv[0]))?;
+        anyhow::ensure!(status.success(), "`{}` failed: {status}", display(&step.argv));
+        Ok(())
     }
 }
 
