@@ -129,8 +129,12 @@ fn initramfs_lists_init_console_and_busybox_and_is_reproducible() {
     assert!(std::fs::read(&path).unwrap() == first, "two builds differ");
 }
 
+fn obj_of(config: &str) -> PathBuf {
+    build_dir().join(format!("obj/linux-x86-{config}"))
+}
+
 fn obj() -> PathBuf {
-    build_dir().join("obj/linux-x86-allnoconfig")
+    obj_of("allnoconfig")
 }
 
 fn config_of(path: &Path) -> Vec<(String, String)> {
@@ -173,7 +177,7 @@ fn kernel_rejects_unknown_names_and_lists_the_known_ones() {
     let err = stderr(&out);
     assert!(err.contains("unknown kernel config `nosuchconfig`") && err.contains("allnoconfig"), "{err}");
     let list = ok(&["kernel", "--list"]);
-    for name in ["allnoconfig", "alldefconfig", "defconfig"] {
+    for name in ["allnoconfig", "alldefconfig", "defconfig", "fast"] {
         assert!(list.lines().any(|l| l.starts_with(name)), "{list}");
     }
 }
@@ -201,41 +205,55 @@ fn kernel_config_edit_round_trip() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Boots allnoconfig headless and runs `cmd` in the guest.
-fn guest(cmd: &[&str]) -> Output {
-    let args: Vec<&str> = ["qemu", "--"].iter().chain(cmd).copied().collect();
+/// Boots `config` headless and runs `cmd` in the guest.
+fn guest(config: &str, cmd: &[&str]) -> Output {
+    let args: Vec<&str> = ["qemu", "--kernel", config, "--"].iter().chain(cmd).copied().collect();
     xtask(&args)
 }
 
 fn no_qemu_left() {
-    let bzimage = obj().join("arch/x86/boot/bzImage");
+    let obj = build_dir().join("obj");
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
             let cmdline = String::from_utf8_lossy(&cmdline);
             assert!(
-                !(cmdline.starts_with("qemu-system-x86_64") && cmdline.contains(bzimage.to_str().unwrap())),
+                !(cmdline.starts_with("qemu-system-x86_64") && cmdline.contains(obj.to_str().unwrap())),
                 "qemu left running: {cmdline}"
             );
         }
     }
 }
 
-#[test]
-fn guest_runs_commands_with_their_exit_status() {
-    let _g = serial();
-    let out = guest(&["uname", "-r"]);
+/// The headless guarantees of `cargo xtask qemu -- CMD` for one kernel config.
+fn guest_runs_commands(config: &str) {
+    let out = guest(config, &["uname", "-r"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let release = std::fs::read_to_string(obj().join("include/config/kernel.release")).unwrap();
+    let release = std::fs::read_to_string(obj_of(config).join("include/config/kernel.release")).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), release.trim());
     assert!(stderr(&out).contains("guest uptime at init"), "boot times are reported");
 
-    let out = guest(&["cat", "/proc/mounts"]);
+    let out = guest(config, &["cat", "/proc/mounts"]);
     let mounts = String::from_utf8_lossy(&out.stdout);
     assert!(mounts.lines().any(|l| l.starts_with("none /proc proc")), "{mounts}");
     assert!(mounts.lines().any(|l| l.starts_with("none /sys sysfs")), "{mounts}");
 
-    assert_eq!(guest(&["sh", "-c", "exit 7"]).status.code(), Some(7));
+    assert_eq!(guest(config, &["sh", "-c", "exit 7"]).status.code(), Some(7));
     no_qemu_left();
+}
+
+#[test]
+fn guest_runs_commands_with_their_exit_status() {
+    let _g = serial();
+    guest_runs_commands("allnoconfig");
+}
+
+#[test]
+fn fast_profile_boots_vmlinux_on_microvm_and_runs_commands() {
+    let _g = serial();
+    guest_runs_commands("fast");
+    let out = guest("fast", &["true"]);
+    let err = stderr(&out);
+    assert!(err.contains("linux-x86-fast/vmlinux") && err.contains("-M microvm"), "{err}");
 }
 
 #[test]
@@ -258,5 +276,22 @@ fn initramfs_without_init_fails_instead_of_hanging() {
     assert!(err.contains("the kernel panicked"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(100), "took {:?}: not a prompt failure", start.elapsed());
     no_qemu_left();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bench_reports_a_row_with_json_and_charts() {
+    let _g = serial();
+    let dir = temp_dir("bench");
+    let json = dir.join("bench.json");
+    let out = ok(&["bench", "--configs", "allnoconfig", "--runs", "2", "--json", json.to_str().unwrap()]);
+    assert!(out.lines().any(|l| l.starts_with("| allnoconfig |") && l.ends_with("| 6.1M | 0.28 s |")), "{out}");
+    assert!(out.contains("find . | cpio") || out.contains("find | cpio"), "packing comparison: {out}");
+    let report = std::fs::read_to_string(&json).unwrap();
+    for key in ["\"vmlinux_bytes\"", "\"guest_boot_s_median\"", "\"host_wall_s_median\"", "\"accel\": \"tcg\"", "\"runs\": 2", "\"machine\""] {
+        assert!(report.contains(key), "{key} in {report}");
+    }
+    let svg = std::fs::read_to_string(build_dir().join("bench/bench.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("allnoconfig"));
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -124,7 +124,7 @@ fn measure(ctx: &Ctx, opts: &Options, initrd: &Utf8Path, row: &mut Row) -> Resul
     let kernel = crate::kernel::run(ctx, &row.config, crate::kernel::Action::Build)?.expect("a build returns a kernel");
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
     row.bzimage_bytes = Some(fs::metadata(&kernel.bzimage)?.len());
-    let argv = qemu::qemu_argv(&Machine { bzimage: &kernel.bzimage, initrd, kvm: opts.kvm, append: &[], qemu_args: &[] });
+    let argv = qemu::qemu_argv(&Machine { kernel: &kernel.image, initrd, kvm: opts.kvm, append: &kernel.append, qemu_args: &kernel.qemu_args });
     let (mut guest, mut host) = (Vec::new(), Vec::new());
     for i in 1..=opts.runs {
         eprintln!("boot {i}/{} of {}: $ {}", opts.runs, row.config, crate::runner::display(&argv));
@@ -354,8 +354,9 @@ fn bootgraph(ctx: &Ctx, opts: &Options, config: &str, initrd: &Utf8Path) -> Resu
     if !fs::read_to_string(&dotconfig)?.contains("\nCONFIG_KALLSYMS=y\n") {
         kernel = crate::kernel::build_variant(ctx, config, "bootgraph", &["CONFIG_KALLSYMS=y"])?;
     }
-    let append = ["initcall_debug".to_owned(), "printk.time=1".to_owned(), "loglevel=8".to_owned()];
-    let argv = qemu::qemu_argv(&Machine { bzimage: &kernel.bzimage, initrd, kvm: opts.kvm, append: &append, qemu_args: &[] });
+    // After the config's own arguments, so loglevel=8 wins over a `quiet`.
+    let append = [&kernel.append[..], &["initcall_debug".into(), "printk.time=1".into(), "loglevel=8".into()]].concat();
+    let argv = qemu::qemu_argv(&Machine { kernel: &kernel.image, initrd, kvm: opts.kvm, append: &append, qemu_args: &kernel.qemu_args });
     eprintln!("$ {}", crate::runner::display(&argv));
     let (guest, times) = Guest::boot(&argv, opts.timeout)?;
     let calls = initcalls(guest.log());

@@ -31,11 +31,15 @@ pub enum Action {
     Save,
 }
 
-/// A built kernel.
+/// A built kernel, with how its config wants to be booted.
 pub struct Kernel {
     pub bzimage: Utf8PathBuf,
     pub vmlinux: Utf8PathBuf,
     pub release: String,
+    /// What qemu's `-kernel` gets: bzImage, or vmlinux for a PVH direct boot.
+    pub image: Utf8PathBuf,
+    pub qemu_args: Vec<String>,
+    pub append: Vec<String>,
 }
 
 /// A parsed `kernel-configs/NAME.config`.
@@ -44,6 +48,12 @@ pub struct Profile {
     pub base: String,
     pub merge: Vec<String>,
     pub description: String,
+    /// `#: boot vmlinux`: boot the uncompressed ELF through its PVH entry instead of bzImage.
+    pub boot_vmlinux: bool,
+    /// `#: qemu ARGS`: qemu arguments this kernel is meant to run with.
+    pub qemu: Vec<String>,
+    /// `#: append ARGS`: kernel command line arguments it is meant to run with.
+    pub append: Vec<String>,
     pub settings: Vec<Setting>,
 }
 
@@ -54,6 +64,8 @@ const KCONFIG_TARGETS: &[&str] =
 /// Parses the directives (`#: key value`) and settings of a config file.
 pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
     let (mut base, mut merge, mut description) = (None, Vec::new(), String::new());
+    let (mut boot_vmlinux, mut qemu, mut append) = (false, Vec::new(), Vec::new());
+    let words = |v: &str| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
     for (i, line) in text.lines().enumerate() {
         let Some(directive) = line.strip_prefix("#:") else { continue };
         let (key, value) = directive.trim().split_once(char::is_whitespace).unwrap_or((directive.trim(), ""));
@@ -64,13 +76,20 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
         match key {
             "base" if base.is_none() => base = Some(value.to_owned()),
             "base" => bail!("{origin}:{}: a second `#: base`", i + 1),
-            "merge" => merge.extend(value.split_whitespace().map(str::to_owned)),
+            "merge" => merge.extend(words(value)),
             "description" => description = value.to_owned(),
-            _ => bail!("{origin}:{}: unknown directive `#: {key}` (known: base, merge, description)", i + 1),
+            "boot" => match value {
+                "vmlinux" => boot_vmlinux = true,
+                "bzImage" => boot_vmlinux = false,
+                _ => bail!("{origin}:{}: `#: boot` is vmlinux or bzImage, not {value}", i + 1),
+            },
+            "qemu" => qemu.extend(words(value)),
+            "append" => append.extend(words(value)),
+            _ => bail!("{origin}:{}: unknown directive `#: {key}` (known: base, merge, description, boot, qemu, append)", i + 1),
         }
     }
     let base = base.with_context(|| format!("{origin}: no `#: base TARGET` line (e.g. `#: base allnoconfig`)"))?;
-    Ok(Profile { base, merge, description, settings: kconfig::parse(origin, text)? })
+    Ok(Profile { base, merge, description, boot_vmlinux, qemu, append, settings: kconfig::parse(origin, text)? })
 }
 
 fn configs_dir(ctx: &Ctx) -> Utf8PathBuf {
@@ -147,7 +166,7 @@ fn run_profile(ctx: &Ctx, name: &str, path: &Utf8Path, text: &str, profile: &Pro
     }
     configure(ctx, &tree, &obj, path, text, profile)?;
     match action {
-        Action::Build => build(ctx, &tree, &obj).map(Some),
+        Action::Build => build(ctx, &tree, &obj, profile).map(Some),
         Action::Configure => Ok(None),
         Action::Edit(tool) => {
             let tool = format!("{tool:?}").to_lowercase();
@@ -256,12 +275,16 @@ fn save(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str, pro
     Ok(())
 }
 
-fn build(ctx: &Ctx, tree: &Tree, obj: &Utf8Path) -> Result<Kernel> {
+fn build(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
     ctx.runner()?.run(&make(tree, obj, &[&format!("-j{}", ctx.jobs)]))?;
+    let (bzimage, vmlinux) = (obj.join("arch/x86/boot/bzImage"), obj.join("vmlinux"));
     let kernel = Kernel {
-        bzimage: obj.join("arch/x86/boot/bzImage"),
-        vmlinux: obj.join("vmlinux"),
+        image: if profile.boot_vmlinux { vmlinux.clone() } else { bzimage.clone() },
+        bzimage,
+        vmlinux,
         release: fs::read_to_string(obj.join("include/config/kernel.release"))?.trim().to_owned(),
+        qemu_args: profile.qemu.clone(),
+        append: profile.append.clone(),
     };
     for f in [&kernel.vmlinux, &kernel.bzimage] {
         eprintln!("{f} ({} bytes)", fs::metadata(f)?.len());
@@ -279,6 +302,10 @@ mod tests {
         let text = "# comment\n#: description small\n#: base alldefconfig\n#: merge kvm_guest.config\nCONFIG_TTY=y\n# CONFIG_NET is not set\n";
         let p = parse_profile("f", text).unwrap();
         assert_eq!(p.base, "alldefconfig");
+        assert!(!p.boot_vmlinux && p.qemu.is_empty() && p.append.is_empty());
+        let fast = parse_profile("f", "#: base tinyconfig\n#: boot vmlinux\n#: qemu -M microvm\n#: append quiet\n").unwrap();
+        assert!(fast.boot_vmlinux);
+        assert_eq!((fast.qemu, fast.append), (vec!["-M".to_owned(), "microvm".to_owned()], vec!["quiet".to_owned()]));
         assert_eq!(p.merge, ["kvm_guest.config"]);
         assert_eq!(p.description, "small");
         let got: Vec<_> = p.settings.iter().map(|s| (s.symbol.as_str(), s.value.as_str())).collect();
@@ -291,6 +318,7 @@ mod tests {
         assert!(err("#: base a\n#: bsae b\n").starts_with("k/x.config:2: unknown directive `#: bsae`"));
         assert!(err("#: base a\n#: base b\n").starts_with("k/x.config:2: a second"));
         assert!(err("#: base\n").starts_with("k/x.config:1: `#: base` needs a value"));
+        assert!(err("#: base a\n#: boot zImage\n").starts_with("k/x.config:2: `#: boot` is vmlinux or bzImage"));
         assert!(err("CONFIG_TTY=y\n").contains("no `#: base TARGET` line"));
         assert!(err("#: base a\nCONFIG_TTY y\n").starts_with("k/x.config:2:"));
     }
@@ -298,7 +326,7 @@ mod tests {
     #[test]
     fn the_shipped_configs_parse() {
         let dir = Utf8Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel-configs");
-        for name in ["defconfig", "alldefconfig", "allnoconfig"] {
+        for name in ["defconfig", "alldefconfig", "allnoconfig", "fast"] {
             let path = dir.join(format!("{name}.config"));
             let p = parse_profile(path.as_str(), &std::fs::read_to_string(&path).unwrap()).unwrap();
             assert!(!p.description.is_empty(), "{name}");

@@ -26,7 +26,7 @@ pub struct Options {
 
 /// Inputs of the qemu command line.
 pub struct Machine<'a> {
-    pub bzimage: &'a Utf8Path,
+    pub kernel: &'a Utf8Path,
     pub initrd: &'a Utf8Path,
     pub kvm: bool,
     pub append: &'a [String],
@@ -38,7 +38,7 @@ pub struct Machine<'a> {
 pub fn qemu_argv(m: &Machine) -> Vec<String> {
     let mut append = vec!["console=ttyS0".to_owned(), "panic=-1".to_owned()];
     append.extend(m.append.iter().cloned());
-    let mut argv: Vec<String> = ["qemu-system-x86_64", "-kernel", m.bzimage.as_str(), "-initrd", m.initrd.as_str(), "-nographic"]
+    let mut argv: Vec<String> = ["qemu-system-x86_64", "-kernel", m.kernel.as_str(), "-initrd", m.initrd.as_str(), "-nographic"]
         .map(String::from)
         .into();
     argv.extend(["-append".into(), append.join(" "), "-no-reboot".into()]);
@@ -82,8 +82,10 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
         Some(p) => p.clone(),
         None => crate::initramfs::build(ctx)?,
     };
-    let m = Machine { bzimage: &kernel.bzimage, initrd: &initrd, kvm: opts.kvm, append: &opts.append, qemu_args: &opts.qemu_args };
-    let argv = qemu_argv(&m);
+    // The config's own qemu settings first, so the user's can override them.
+    let append = [&kernel.append[..], &opts.append].concat();
+    let qemu_args = [&kernel.qemu_args[..], &opts.qemu_args].concat();
+    let argv = qemu_argv(&Machine { kernel: &kernel.image, initrd: &initrd, kvm: opts.kvm, append: &append, qemu_args: &qemu_args });
     eprintln!("$ {}", crate::runner::display(&argv));
     if opts.command.is_empty() {
         eprintln!("(the terminal is the guest's serial console: Ctrl-a x quits qemu)");
@@ -257,7 +259,7 @@ mod tests {
     fn machine(kvm: bool) -> Vec<String> {
         let append = vec!["quiet".to_owned()];
         let extra = vec!["-m".to_owned(), "512M".to_owned()];
-        qemu_argv(&Machine { bzimage: "/b/bzImage".into(), initrd: "/b/i.cpio.gz".into(), kvm, append: &append, qemu_args: &extra })
+        qemu_argv(&Machine { kernel: "/b/bzImage".into(), initrd: "/b/i.cpio.gz".into(), kvm, append: &append, qemu_args: &extra })
     }
 
     #[test]
