@@ -32,7 +32,12 @@ fn xtask_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("cannot run cargo");
-    eprintln!("$ cargo xtask {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "$ cargo xtask {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -72,7 +77,8 @@ fn builder_image_is_built_once() {
 fn fetch_verifies_the_busybox_tarball() {
     let _g = serial();
     ok(&["fetch"]);
-    let downloads = std::env::var_os("TEENY_DOWNLOADS").map(PathBuf::from).unwrap_or_else(|| build_dir().join("downloads"));
+    let downloads =
+        std::env::var_os("TEENY_DOWNLOADS").map(PathBuf::from).unwrap_or_else(|| build_dir().join("downloads"));
     let good = std::fs::read(downloads.join("busybox-1.37.0.tar.bz2")).unwrap();
     // A truncated copy in a fresh cache and build folder: refused before anything is unpacked.
     let dir = temp_dir("truncated");
@@ -288,7 +294,14 @@ fn bench_reports_a_row_with_json_and_charts() {
     assert!(out.lines().any(|l| l.starts_with("| allnoconfig |") && l.ends_with("| 6.1M | 0.28 s |")), "{out}");
     assert!(out.contains("find . | cpio") || out.contains("find | cpio"), "packing comparison: {out}");
     let report = std::fs::read_to_string(&json).unwrap();
-    for key in ["\"vmlinux_bytes\"", "\"guest_boot_s_median\"", "\"host_wall_s_median\"", "\"accel\": \"tcg\"", "\"runs\": 2", "\"machine\""] {
+    for key in [
+        "\"vmlinux_bytes\"",
+        "\"guest_boot_s_median\"",
+        "\"host_wall_s_median\"",
+        "\"accel\": \"tcg\"",
+        "\"runs\": 2",
+        "\"machine\"",
+    ] {
         assert!(report.contains(key), "{key} in {report}");
     }
     let svg = std::fs::read_to_string(build_dir().join("bench/bench.svg")).unwrap();

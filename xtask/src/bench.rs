@@ -124,7 +124,13 @@ fn measure(ctx: &Ctx, opts: &Options, initrd: &Utf8Path, row: &mut Row) -> Resul
     let kernel = crate::kernel::run(ctx, &row.config, crate::kernel::Action::Build)?.expect("a build returns a kernel");
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
     row.bzimage_bytes = Some(fs::metadata(&kernel.bzimage)?.len());
-    let argv = qemu::qemu_argv(&Machine { kernel: &kernel.image, initrd, kvm: opts.kvm, append: &kernel.append, qemu_args: &kernel.qemu_args });
+    let argv = qemu::qemu_argv(&Machine {
+        kernel: &kernel.image,
+        initrd,
+        kvm: opts.kvm,
+        append: &kernel.append,
+        qemu_args: &kernel.qemu_args,
+    });
     let (mut guest, mut host) = (Vec::new(), Vec::new());
     for i in 1..=opts.runs {
         eprintln!("boot {i}/{} of {}: $ {}", opts.runs, row.config, crate::runner::display(&argv));
@@ -160,13 +166,16 @@ fn secs(median: Option<f64>, min: Option<f64>, max: Option<f64>) -> String {
 
 /// The Markdown table, ours beside the walk-through's published numbers.
 fn table(rows: &[Row], accel: &str) -> String {
-    let mut t = format!(
+    let mut t = String::from(
         "| config | vmlinux | bzImage | initramfs | guest boot, median (min–max) | host to shell, median (min–max) | runs | walk-through vmlinux | walk-through boot (KVM, 5.11) |\n\
-         |---|---|---|---|---|---|---|---|---|\n"
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let (pv, pb) = published(&r.config);
-        let guest = r.error.as_ref().map_or_else(|| secs(r.guest_boot_s_median, r.guest_boot_s_min, r.guest_boot_s_max), |e| format!("FAILED: {e}"));
+        let guest = r.error.as_ref().map_or_else(
+            || secs(r.guest_boot_s_median, r.guest_boot_s_min, r.guest_boot_s_max),
+            |e| format!("FAILED: {e}"),
+        );
         t += &format!(
             "| {} | {} | {} | {} | {guest} | {} | {} | {pv} | {pb} |\n",
             r.config,
@@ -182,10 +191,14 @@ fn table(rows: &[Row], accel: &str) -> String {
 
 /// Horizontal bars: boot times (guest, host) and sizes (vmlinux, bzImage) per config.
 fn chart(rows: &[Row]) -> String {
-    let panels: [(&str, [(&str, &str); 2], fn(&Row) -> [Option<f64>; 2]); 2] = [
-        ("boot time (s, median)", [("guest uptime at init", "#4e79a7"), ("host: qemu start to shell", "#f28e2b")], |r| {
-            [r.guest_boot_s_median, r.host_wall_s_median]
-        }),
+    // Title, (series name, colour) pairs, and the series' values for a row.
+    type Panel = (&'static str, [(&'static str, &'static str); 2], fn(&Row) -> [Option<f64>; 2]);
+    let panels: [Panel; 2] = [
+        (
+            "boot time (s, median)",
+            [("guest uptime at init", "#4e79a7"), ("host: qemu start to shell", "#f28e2b")],
+            |r| [r.guest_boot_s_median, r.host_wall_s_median],
+        ),
         ("size (MiB)", [("vmlinux", "#59a14f"), ("bzImage", "#e15759")], |r| {
             [r.vmlinux_bytes, r.bzimage_bytes].map(|b| b.map(|b| b as f64 / (1 << 20) as f64))
         }),
@@ -198,11 +211,14 @@ fn chart(rows: &[Row]) -> String {
     );
     for (p, (title, series, values)) in panels.iter().enumerate() {
         let x0 = p as f64 * panel_w;
-        let max = rows.iter().flat_map(|r| values(r)).flatten().fold(0.0, f64::max).max(1e-9);
+        let max = rows.iter().flat_map(values).flatten().fold(0.0, f64::max).max(1e-9);
         svg += &format!("<text x=\"{}\" y=\"18\" font-weight=\"bold\">{title}</text>\n", x0 + 10.0);
         for (s, (name, color)) in series.iter().enumerate() {
             let lx = x0 + 10.0 + s as f64 * 200.0;
-            svg += &format!("<rect x=\"{lx}\" y=\"28\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"37\">{name}</text>\n", lx + 14.0);
+            svg += &format!(
+                "<rect x=\"{lx}\" y=\"28\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"37\">{name}</text>\n",
+                lx + 14.0
+            );
         }
         for (i, r) in rows.iter().enumerate() {
             let y = 55.0 + i as f64 * row_h;
@@ -229,13 +245,16 @@ fn chart(rows: &[Row]) -> String {
 
 fn machine_info() -> MachineInfo {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu_model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, m)| m.trim().to_owned()));
+    let cpu_model =
+        cpuinfo.lines().find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, m)| m.trim().to_owned()));
     let qemu = std::process::Command::new("qemu-system-x86_64").arg("--version").output().ok();
     MachineInfo {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu_model: cpu_model.unwrap_or_default(),
         host_kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
-        qemu: qemu.map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().to_owned()).unwrap_or_default(),
+        qemu: qemu
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().to_owned())
+            .unwrap_or_default(),
     }
 }
 
@@ -253,7 +272,9 @@ fn packing(ctx: &Ctx) -> Result<Packing> {
         match &e.kind {
             archive::Kind::Dir => fs::create_dir_all(&dest)?,
             archive::Kind::File { source } => drop(fs::copy(source, &dest)?),
-            archive::Kind::Symlink { target } => std::os::unix::fs::symlink(target, &dest).with_context(|| format!("symlink {dest}"))?,
+            archive::Kind::Symlink { target } => {
+                std::os::unix::fs::symlink(target, &dest).with_context(|| format!("symlink {dest}"))?
+            }
             archive::Kind::CharDev { .. } => {}
         }
     }
@@ -356,7 +377,13 @@ fn bootgraph(ctx: &Ctx, opts: &Options, config: &str, initrd: &Utf8Path) -> Resu
     }
     // After the config's own arguments, so loglevel=8 wins over a `quiet`.
     let append = [&kernel.append[..], &["initcall_debug".into(), "printk.time=1".into(), "loglevel=8".into()]].concat();
-    let argv = qemu::qemu_argv(&Machine { kernel: &kernel.image, initrd, kvm: opts.kvm, append: &append, qemu_args: &kernel.qemu_args });
+    let argv = qemu::qemu_argv(&Machine {
+        kernel: &kernel.image,
+        initrd,
+        kvm: opts.kvm,
+        append: &append,
+        qemu_args: &kernel.qemu_args,
+    });
     eprintln!("$ {}", crate::runner::display(&argv));
     let (guest, times) = Guest::boot(&argv, opts.timeout)?;
     let calls = initcalls(guest.log());
@@ -399,7 +426,10 @@ mod tests {
     fn table_puts_published_numbers_beside_ours_and_keeps_failed_rows() {
         let t = table(&[row("allnoconfig", None), row("defconfig", Some("build failed"))], "tcg");
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[2], "| allnoconfig | 6.0M | 1.0M | 1.0M | 0.500 s (0.400–0.600) | 1.500 s (1.000–2.000) | 3 | 6.1M | 0.28 s |");
+        assert_eq!(
+            lines[2],
+            "| allnoconfig | 6.0M | 1.0M | 1.0M | 0.500 s (0.400–0.600) | 1.500 s (1.000–2.000) | 3 | 6.1M | 0.28 s |"
+        );
         assert!(lines[3].starts_with("| defconfig | — | — | 1.0M | FAILED: build failed |"), "{}", lines[3]);
         assert!(t.ends_with("accelerator: tcg"));
     }
@@ -407,7 +437,18 @@ mod tests {
     #[test]
     fn json_has_the_documented_fields() {
         let v = serde_json::to_value(row("allnoconfig", None)).unwrap();
-        for key in ["config", "vmlinux_bytes", "bzimage_bytes", "initramfs_bytes", "guest_boot_s_median", "guest_boot_s_min", "guest_boot_s_max", "host_wall_s_median", "accel", "runs"] {
+        for key in [
+            "config",
+            "vmlinux_bytes",
+            "bzimage_bytes",
+            "initramfs_bytes",
+            "guest_boot_s_median",
+            "guest_boot_s_min",
+            "guest_boot_s_max",
+            "host_wall_s_median",
+            "accel",
+            "runs",
+        ] {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert!(v.get("error").is_none());

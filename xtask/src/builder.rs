@@ -15,7 +15,13 @@ pub fn ensure(ctx: &Ctx, engine: &str) -> Result<String> {
     let tag = format!("teeny-linux-builder:{}", &crate::ctx::sha256_hex(&[&text])[..12]);
     let sh = xshell::Shell::new()?;
     let id = "{{.Id}}";
-    if xshell::cmd!(sh, "{engine} image inspect --format {id} {tag}").quiet().ignore_stdout().ignore_stderr().run().is_ok() {
+    if xshell::cmd!(sh, "{engine} image inspect --format {id} {tag}")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok()
+    {
         return Ok(tag);
     }
     let context = ctx.root.join("docker");

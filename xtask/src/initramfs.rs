@@ -40,7 +40,9 @@ pub fn entries(install: &Utf8Path, rootfs: &Utf8Path) -> Result<Vec<Entry>> {
 /// Fixed timestamps make the archive reproducible: SOURCE_DATE_EPOCH if set, else 0.
 fn mtime() -> Result<u32> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.is_empty() => s.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={s} is not a number of seconds")),
+        Ok(s) if !s.is_empty() => {
+            s.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={s} is not a number of seconds"))
+        }
         _ => Ok(0),
     }
 }

@@ -160,7 +160,13 @@ pub fn render(settings: &[Setting]) -> String {
 /// A config file rewritten with new settings: its leading comment block (descriptions,
 /// `#:` directives) is kept, the settings below it are replaced.
 pub fn with_header(old: &str, settings: &[Setting]) -> String {
-    let header: String = old.lines().take_while(|l| l.trim().is_empty() || l.trim_start().starts_with('#') && !matches!(classify(l), Line::Setting(..))).map(|l| format!("{l}\n")).collect();
+    let header: String = old
+        .lines()
+        .take_while(|l| {
+            l.trim().is_empty() || l.trim_start().starts_with('#') && !matches!(classify(l), Line::Setting(..))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
     format!("{}{}", header, render(settings))
 }
 

@@ -85,7 +85,10 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
             },
             "qemu" => qemu.extend(words(value)),
             "append" => append.extend(words(value)),
-            _ => bail!("{origin}:{}: unknown directive `#: {key}` (known: base, merge, description, boot, qemu, append)", i + 1),
+            _ => bail!(
+                "{origin}:{}: unknown directive `#: {key}` (known: base, merge, description, boot, qemu, append)",
+                i + 1
+            ),
         }
     }
     let base = base.with_context(|| format!("{origin}: no `#: base TARGET` line (e.g. `#: base allnoconfig`)"))?;
@@ -113,7 +116,11 @@ pub fn names(ctx: &Ctx) -> Result<Vec<String>> {
 fn load(ctx: &Ctx, name: &str) -> Result<(Utf8PathBuf, String, Profile)> {
     let path = configs_dir(ctx).join(format!("{name}.config"));
     if !path.is_file() {
-        bail!("unknown kernel config `{name}`: choose one of {} (files in {})", names(ctx)?.join(", "), configs_dir(ctx));
+        bail!(
+            "unknown kernel config `{name}`: choose one of {} (files in {})",
+            names(ctx)?.join(", "),
+            configs_dir(ctx)
+        );
     }
     let text = fs::read_to_string(&path)?;
     let profile = parse_profile(path.as_str(), &text)?;
@@ -124,7 +131,8 @@ fn load(ctx: &Ctx, name: &str) -> Result<(Utf8PathBuf, String, Profile)> {
 pub fn list(ctx: &Ctx) -> Result<()> {
     for name in names(ctx)? {
         let (_, _, p) = load(ctx, &name)?;
-        let base = std::iter::once(p.base.as_str()).chain(p.merge.iter().map(String::as_str)).collect::<Vec<_>>().join(" + ");
+        let base =
+            std::iter::once(p.base.as_str()).chain(p.merge.iter().map(String::as_str)).collect::<Vec<_>>().join(" + ");
         println!("{name:<14} {base:<40} {}", p.description);
     }
     Ok(())
@@ -157,7 +165,14 @@ pub fn build_variant(ctx: &Ctx, name: &str, variant: &str, extra: &[&str]) -> Re
     Ok(run_profile(ctx, &variant, &path, &text, &profile, Action::Build)?.expect("a build returns a kernel"))
 }
 
-fn run_profile(ctx: &Ctx, name: &str, path: &Utf8Path, text: &str, profile: &Profile, action: Action) -> Result<Option<Kernel>> {
+fn run_profile(
+    ctx: &Ctx,
+    name: &str,
+    path: &Utf8Path,
+    text: &str,
+    profile: &Profile,
+    action: Action,
+) -> Result<Option<Kernel>> {
     let tree = sources::fetch(ctx, Package::Linux)?;
     let obj = ctx.obj(&format!("linux-x86-{name}"));
     if let Action::Save = action {
@@ -193,7 +208,9 @@ fn bundled(tree: &Tree, profile: &Profile) -> Result<(Vec<Setting>, Vec<String>)
             .iter()
             .map(|d| tree.dir.join(d).join(f))
             .find(|p| p.is_file())
-            .with_context(|| format!("fragment {f} is in neither arch/x86/configs/ nor kernel/configs/ of {}", tree.dir))?;
+            .with_context(|| {
+                format!("fragment {f} is in neither arch/x86/configs/ nor kernel/configs/ of {}", tree.dir)
+            })?;
         let text = fs::read_to_string(&path)?;
         settings.extend(kconfig::parse(path.as_str(), &text)?);
         texts.push(text);
@@ -203,7 +220,8 @@ fn bundled(tree: &Tree, profile: &Profile) -> Result<(Vec<Setting>, Vec<String>)
 
 /// `make BASE`, merge the fragments, `make olddefconfig` in `obj`; returns the resulting .config.
 fn base_config(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile, ours: &[Setting]) -> Result<String> {
-    let known = KCONFIG_TARGETS.contains(&profile.base.as_str()) || tree.dir.join("arch/x86/configs").join(&profile.base).is_file();
+    let known = KCONFIG_TARGETS.contains(&profile.base.as_str())
+        || tree.dir.join("arch/x86/configs").join(&profile.base).is_file();
     if !known {
         bail!(
             "base target `{}` is unknown to this kernel: use one of {} or a file in {}/arch/x86/configs/",
@@ -243,7 +261,8 @@ fn configure(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str
         errors.push(explain(&m)?);
     }
     // A symbol of ours set to n passes the check even if it does not exist: look it up too.
-    for s in profile.settings.iter().filter(|s| s.value == "n" && !effective.contains(&format!("CONFIG_{} ", s.symbol))) {
+    for s in profile.settings.iter().filter(|s| s.value == "n" && !effective.contains(&format!("CONFIG_{} ", s.symbol)))
+    {
         if kconfig::find_depends(&tree.dir, &s.symbol)?.is_none() {
             let m = kconfig::Mismatch { symbol: s.symbol.clone(), requested: "n".into(), effective: "n".into() };
             errors.push(format!("  {}", kconfig::explain(&m, None)));
@@ -265,7 +284,8 @@ fn configure(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str
 
 /// Rewrites the config file as the settings where `obj/.config` differs from base + fragments.
 fn save(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str, profile: &Profile) -> Result<()> {
-    let edited = fs::read_to_string(obj.join(".config")).with_context(|| format!("nothing to save: {obj} is not configured"))?;
+    let edited =
+        fs::read_to_string(obj.join(".config")).with_context(|| format!("nothing to save: {obj} is not configured"))?;
     // The reference is configured in a folder of its own, so the edited .config stays as it is.
     let reference = Utf8PathBuf::from(format!("{obj}.base"));
     let base = base_config(ctx, tree, &reference, profile, &[])?;
@@ -303,7 +323,8 @@ mod tests {
         let p = parse_profile("f", text).unwrap();
         assert_eq!(p.base, "alldefconfig");
         assert!(!p.boot_vmlinux && p.qemu.is_empty() && p.append.is_empty());
-        let fast = parse_profile("f", "#: base tinyconfig\n#: boot vmlinux\n#: qemu -M microvm\n#: append quiet\n").unwrap();
+        let fast =
+            parse_profile("f", "#: base tinyconfig\n#: boot vmlinux\n#: qemu -M microvm\n#: append quiet\n").unwrap();
         assert!(fast.boot_vmlinux);
         assert_eq!((fast.qemu, fast.append), (vec!["-M".to_owned(), "microvm".to_owned()], vec!["quiet".to_owned()]));
         assert_eq!(p.merge, ["kvm_guest.config"]);

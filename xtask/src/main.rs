@@ -177,7 +177,15 @@ fn try_main() -> Result<()> {
         Command::Qemu { kernel, initrd, kvm, append, qemu_args, timeout, command } => {
             let qemu_args = qemu_args.unwrap_or_default().split_whitespace().map(String::from).collect();
             let initrd = initrd.map(ctx::absolute).transpose()?;
-            let opts = qemu::Options { kernel, initrd, kvm, append, qemu_args, timeout: std::time::Duration::from_secs(timeout), command };
+            let opts = qemu::Options {
+                kernel,
+                initrd,
+                kvm,
+                append,
+                qemu_args,
+                timeout: std::time::Duration::from_secs(timeout),
+                command,
+            };
             let code = qemu::run(&ctx, &opts)?;
             std::process::exit(code);
         }

@@ -38,9 +38,10 @@ pub struct Machine<'a> {
 pub fn qemu_argv(m: &Machine) -> Vec<String> {
     let mut append = vec!["console=ttyS0".to_owned(), "panic=-1".to_owned()];
     append.extend(m.append.iter().cloned());
-    let mut argv: Vec<String> = ["qemu-system-x86_64", "-kernel", m.kernel.as_str(), "-initrd", m.initrd.as_str(), "-nographic"]
-        .map(String::from)
-        .into();
+    let mut argv: Vec<String> =
+        ["qemu-system-x86_64", "-kernel", m.kernel.as_str(), "-initrd", m.initrd.as_str(), "-nographic"]
+            .map(String::from)
+            .into();
     argv.extend(["-append".into(), append.join(" "), "-no-reboot".into()]);
     if m.kvm {
         argv.push("-enable-kvm".into());
@@ -77,7 +78,8 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     if opts.kvm {
         check_kvm("/dev/kvm".into())?;
     }
-    let kernel = crate::kernel::run(ctx, &opts.kernel, crate::kernel::Action::Build)?.expect("a build returns a kernel");
+    let kernel =
+        crate::kernel::run(ctx, &opts.kernel, crate::kernel::Action::Build)?.expect("a build returns a kernel");
     let initrd = match &opts.initrd {
         Some(p) => p.clone(),
         None => crate::initramfs::build(ctx)?,
@@ -85,15 +87,27 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     // The config's own qemu settings first, so the user's can override them.
     let append = [&kernel.append[..], &opts.append].concat();
     let qemu_args = [&kernel.qemu_args[..], &opts.qemu_args].concat();
-    let argv = qemu_argv(&Machine { kernel: &kernel.image, initrd: &initrd, kvm: opts.kvm, append: &append, qemu_args: &qemu_args });
+    let argv = qemu_argv(&Machine {
+        kernel: &kernel.image,
+        initrd: &initrd,
+        kvm: opts.kvm,
+        append: &append,
+        qemu_args: &qemu_args,
+    });
     eprintln!("$ {}", crate::runner::display(&argv));
     if opts.command.is_empty() {
         eprintln!("(the terminal is the guest's serial console: Ctrl-a x quits qemu)");
-        let status = std::process::Command::new(&argv[0]).args(&argv[1..]).status().context("cannot start qemu-system-x86_64")?;
+        let status = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .status()
+            .context("cannot start qemu-system-x86_64")?;
         return Ok(status.code().unwrap_or(1));
     }
     let (mut guest, times) = Guest::boot(&argv, opts.timeout)?;
-    eprintln!("booted: guest uptime at init {:.3} s, host {:.3} s from qemu start to the shell", times.guest_s, times.host_s);
+    eprintln!(
+        "booted: guest uptime at init {:.3} s, host {:.3} s from qemu start to the shell",
+        times.guest_s, times.host_s
+    );
     guest.run(&opts.command)
 }
 
@@ -170,7 +184,9 @@ impl Guest {
         }
         let mut child = cmd.spawn().with_context(|| format!("cannot start {}", argv[0]))?;
         let (tx, rx) = channel();
-        for mut out in [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for mut out in
+            [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())]
+        {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
@@ -203,7 +219,9 @@ impl Guest {
     fn read(&mut self, deadline: Instant, what: &str) -> Result<Vec<String>> {
         let chunk = match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(chunk) => chunk,
-            Err(RecvTimeoutError::Timeout) => bail!("no {what} within the timeout; last console lines:\n{}", self.tail()),
+            Err(RecvTimeoutError::Timeout) => {
+                bail!("no {what} within the timeout; last console lines:\n{}", self.tail())
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 let status = self.child.wait()?;
                 bail!("qemu exited ({status}) during {what}; last console lines:\n{}", self.tail())
@@ -259,13 +277,22 @@ mod tests {
     fn machine(kvm: bool) -> Vec<String> {
         let append = vec!["quiet".to_owned()];
         let extra = vec!["-m".to_owned(), "512M".to_owned()];
-        qemu_argv(&Machine { kernel: "/b/bzImage".into(), initrd: "/b/i.cpio.gz".into(), kvm, append: &append, qemu_args: &extra })
+        qemu_argv(&Machine {
+            kernel: "/b/bzImage".into(),
+            initrd: "/b/i.cpio.gz".into(),
+            kvm,
+            append: &append,
+            qemu_args: &extra,
+        })
     }
 
     #[test]
     fn boots_like_the_walk_through() {
         let argv = machine(false);
-        assert_eq!(argv[..7], ["qemu-system-x86_64", "-kernel", "/b/bzImage", "-initrd", "/b/i.cpio.gz", "-nographic", "-append"]);
+        assert_eq!(
+            argv[..7],
+            ["qemu-system-x86_64", "-kernel", "/b/bzImage", "-initrd", "/b/i.cpio.gz", "-nographic", "-append"]
+        );
         assert_eq!(argv[7], "console=ttyS0 panic=-1 quiet");
         assert!(argv.contains(&"-no-reboot".to_owned()));
         assert!(!argv.contains(&"-enable-kvm".to_owned()));

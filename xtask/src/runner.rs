@@ -226,9 +226,7 @@ mod tests {
 
     #[test]
     fn extra_mounts_are_added_once_and_read_only_when_asked() {
-        let step = make_step()
-            .mount("/usr/src/linux".into(), true)
-            .mount("/home/u/teeny/build/downloads".into(), true);
+        let step = make_step().mount("/usr/src/linux".into(), true).mount("/home/u/teeny/build/downloads".into(), true);
         let argv = container_argv(&container(false), &step);
         assert!(argv.contains(&"--volume=/usr/src/linux:/usr/src/linux:ro".to_string()));
         assert_eq!(argv.iter().filter(|a| a.starts_with("--volume=")).count(), 2);

@@ -104,7 +104,10 @@ pub fn fetch(ctx: &Ctx, package: Package) -> Result<Tree> {
         Some(p) if p.is_file() => {
             let sha = sha256_file(p, None)?;
             let stem = p.file_name().unwrap_or("source");
-            let stem = [".tar.xz", ".tar.bz2", ".tar.gz", ".tgz", ".tar"].iter().find_map(|s| stem.strip_suffix(s)).unwrap_or(stem);
+            let stem = [".tar.xz", ".tar.bz2", ".tar.gz", ".tgz", ".tar"]
+                .iter()
+                .find_map(|s| stem.strip_suffix(s))
+                .unwrap_or(stem);
             extract(ctx, package, p, stem, &sha)
         }
         Some(p) => bail!("{} source override {p} does not exist", package.name()),
@@ -299,7 +302,8 @@ mod tests {
     }
 
     fn temp_file(name: &str, bytes: &[u8]) -> Utf8PathBuf {
-        let dir = Utf8PathBuf::try_from(std::env::temp_dir()).unwrap().join(format!("teeny-sources-{}", std::process::id()));
+        let dir =
+            Utf8PathBuf::try_from(std::env::temp_dir()).unwrap().join(format!("teeny-sources-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join(name);
         std::fs::write(&p, bytes).unwrap();

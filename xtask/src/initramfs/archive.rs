@@ -61,31 +61,18 @@ fn walk(root: &Utf8Path, dir: &Utf8Path, entries: &mut Vec<Entry>) -> Result<()>
         let kind = if file_type.is_dir() {
             Kind::Dir
         } else if file_type.is_file() {
-            Kind::File {
-                source: path.clone(),
-            }
+            Kind::File { source: path.clone() }
         } else if file_type.is_symlink() {
             let target = fs::read_link(&path)?
                 .into_os_string()
                 .into_string()
-                .map_err(|target| {
-                    anyhow!(
-                        "symlink target of {path} is not utf-8: {}",
-                        target.to_string_lossy()
-                    )
-                })?;
+                .map_err(|target| anyhow!("symlink target of {path} is not utf-8: {}", target.to_string_lossy()))?;
             Kind::Symlink { target }
         } else {
             bail!("unsupported special file (fifo, socket or device): {path}");
         };
-        let rel = path
-            .strip_prefix(root)
-            .with_context(|| format!("{path} is outside {root}"))?;
-        entries.push(Entry {
-            path: rel.to_string(),
-            mode: meta.permissions().mode() & 0o7777,
-            kind,
-        });
+        let rel = path.strip_prefix(root).with_context(|| format!("{path} is outside {root}"))?;
+        entries.push(Entry { path: rel.to_string(), mode: meta.permissions().mode() & 0o7777, kind });
         if file_type.is_dir() {
             walk(root, &path, entries)?;
         }
@@ -101,16 +88,10 @@ pub fn merge(layers: Vec<Vec<Entry>>) -> Vec<Entry> {
     for entry in layers.into_iter().flatten() {
         by_path.insert(entry.path.clone(), entry);
     }
-    let parents: Vec<String> = by_path
-        .keys()
-        .flat_map(|path| path.match_indices('/').map(|(i, _)| path[..i].to_string()))
-        .collect();
+    let parents: Vec<String> =
+        by_path.keys().flat_map(|path| path.match_indices('/').map(|(i, _)| path[..i].to_string())).collect();
     for parent in parents {
-        by_path.entry(parent.clone()).or_insert(Entry {
-            path: parent,
-            mode: 0o755,
-            kind: Kind::Dir,
-        });
+        by_path.entry(parent.clone()).or_insert(Entry { path: parent, mode: 0o755, kind: Kind::Dir });
     }
     by_path.into_values().collect()
 }
@@ -144,11 +125,7 @@ fn write_entry<W: Write>(entry: &Entry, ino: u32, mtime: u32, out: W) -> Result<
         .mtime(mtime);
     let out = match &entry.kind {
         Kind::Dir => builder.write(out, 0).finish()?,
-        Kind::CharDev { major, minor } => builder
-            .rdev_major(*major)
-            .rdev_minor(*minor)
-            .write(out, 0)
-            .finish()?,
+        Kind::CharDev { major, minor } => builder.rdev_major(*major).rdev_minor(*minor).write(out, 0).finish()?,
         Kind::Symlink { target } => {
             let size = u32::try_from(target.len()).context("symlink target too long")?;
             let mut writer = builder.write(out, size);
@@ -158,8 +135,7 @@ fn write_entry<W: Write>(entry: &Entry, ino: u32, mtime: u32, out: W) -> Result<
         Kind::File { source } => {
             let mut file = fs::File::open(source)?;
             let len = file.metadata()?.len();
-            let size = u32::try_from(len)
-                .with_context(|| format!("{source} is too large for a newc cpio archive"))?;
+            let size = u32::try_from(len).with_context(|| format!("{source} is too large for a newc cpio archive"))?;
             let mut writer = builder.write(out, size);
             let copied = io::copy(&mut Read::take(&mut file, len), &mut writer)
                 .with_context(|| format!("copying {source} into the cpio archive"))?;
@@ -194,15 +170,9 @@ mod tests {
 
     impl TempDir {
         fn new(tag: &str) -> Self {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap();
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
             let base = Utf8PathBuf::try_from(std::env::temp_dir()).unwrap();
-            let dir = base.join(format!(
-                "archive-{tag}-{}-{}",
-                std::process::id(),
-                nanos.as_nanos()
-            ));
+            let dir = base.join(format!("archive-{tag}-{}-{}", std::process::id(), nanos.as_nanos()));
             fs::create_dir_all(&dir).unwrap();
             Self(dir)
         }
@@ -215,23 +185,15 @@ mod tests {
     }
 
     fn entry(path: &str, mode: u32, kind: Kind) -> Entry {
-        Entry {
-            path: path.to_string(),
-            mode,
-            kind,
-        }
+        Entry { path: path.to_string(), mode, kind }
     }
 
     fn file(source: &Utf8Path) -> Kind {
-        Kind::File {
-            source: source.to_owned(),
-        }
+        Kind::File { source: source.to_owned() }
     }
 
     fn symlink(target: &str) -> Kind {
-        Kind::Symlink {
-            target: target.to_string(),
-        }
+        Kind::Symlink { target: target.to_string() }
     }
 
     /// Reads every member (trailer included) back, checking each header is 4-byte aligned.
@@ -250,11 +212,7 @@ mod tests {
             let done = header.is_trailer();
             members.push((header, data));
             if done {
-                assert_eq!(
-                    cursor.position() as usize,
-                    bytes.len(),
-                    "bytes after the trailer"
-                );
+                assert_eq!(cursor.position() as usize, bytes.len(), "bytes after the trailer");
                 return members;
             }
         }
@@ -289,9 +247,7 @@ mod tests {
             ("dev/console", 0o020600, 1, b""),
         ];
         assert_eq!(members.len(), expected.len() + 1);
-        for (i, ((header, data), (name, mode, nlink, content))) in
-            members.iter().zip(expected).enumerate()
-        {
+        for (i, ((header, data), (name, mode, nlink, content))) in members.iter().zip(expected).enumerate() {
             assert_eq!(header.name(), name);
             assert_eq!(header.mode(), mode, "{name}");
             assert_eq!((header.uid(), header.gid()), (0, 0), "{name}");
@@ -314,10 +270,7 @@ mod tests {
             entry("bin/sh", 0o777, symlink("busybox")),
             entry("bin", 0o700, Kind::Dir),
         ];
-        let overlay = vec![
-            entry("usr/bin/x", 0o755, file(b)),
-            entry("etc/passwd", 0o600, file(b)),
-        ];
+        let overlay = vec![entry("usr/bin/x", 0o755, file(b)), entry("etc/passwd", 0o600, file(b))];
         let merged = merge(vec![base, overlay]);
         let expected = vec![
             entry("bin", 0o700, Kind::Dir),
@@ -335,9 +288,8 @@ mod tests {
     fn collect_keeps_modes_and_symlinks_and_skips_gitkeep() {
         let tmp = TempDir::new("collect");
         let root = &tmp.0;
-        let chmod = |path: &str, mode| {
-            fs::set_permissions(root.join(path), std::fs::Permissions::from_mode(mode)).unwrap()
-        };
+        let chmod =
+            |path: &str, mode| fs::set_permissions(root.join(path), std::fs::Permissions::from_mode(mode)).unwrap();
         for dir in ["bin", "empty"] {
             fs::create_dir(root.join(dir)).unwrap();
             chmod(dir, 0o755);
@@ -362,34 +314,19 @@ mod tests {
     #[test]
     fn collect_rejects_fifo() {
         let tmp = TempDir::new("fifo");
-        let status = std::process::Command::new("mkfifo")
-            .arg(tmp.0.join("pipe"))
-            .status()
-            .unwrap();
+        let status = std::process::Command::new("mkfifo").arg(tmp.0.join("pipe")).status().unwrap();
         assert!(status.success());
         let err = format!("{:#}", collect(&tmp.0).unwrap_err());
-        assert!(
-            err.contains("special file") && err.contains("pipe"),
-            "{err}"
-        );
+        assert!(err.contains("special file") && err.contains("pipe"), "{err}");
     }
 
     #[test]
     fn collect_rejects_non_utf8_path() {
         use std::os::unix::ffi::OsStrExt;
         let tmp = TempDir::new("utf8");
-        std::fs::write(
-            tmp.0
-                .as_std_path()
-                .join(std::ffi::OsStr::from_bytes(b"bad\xff")),
-            "",
-        )
-        .unwrap();
+        std::fs::write(tmp.0.as_std_path().join(std::ffi::OsStr::from_bytes(b"bad\xff")), "").unwrap();
         let err = format!("{:#}", collect(&tmp.0).unwrap_err());
-        assert!(
-            err.contains("not utf-8") && err.contains("bad\u{fffd}"),
-            "{err}"
-        );
+        assert!(err.contains("not utf-8") && err.contains("bad\u{fffd}"), "{err}");
     }
 
     #[test]
@@ -404,9 +341,7 @@ mod tests {
         assert_eq!(&first[4..8], &[0; 4], "gzip mtime is 0");
 
         let mut decompressed = Vec::new();
-        flate2::read::GzDecoder::new(first.as_slice())
-            .read_to_end(&mut decompressed)
-            .unwrap();
+        flate2::read::GzDecoder::new(first.as_slice()).read_to_end(&mut decompressed).unwrap();
         let (_, cpio) = write_cpio(&entries, 42, Vec::new()).unwrap();
         assert_eq!(decompressed, cpio);
     }
