@@ -5,7 +5,7 @@ use crate::ctx::Ctx;
 use crate::initramfs::{self, archive};
 use crate::qemu::{self, Guest, Machine};
 use anyhow::{Context, Result, bail};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 use fs_err as fs;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -78,14 +78,12 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
         qemu::check_kvm("/dev/kvm".into())?;
     }
     anyhow::ensure!(opts.runs > 0, "--runs must be at least 1");
-    let initrd = initramfs::build(ctx)?;
-    let initramfs_bytes = fs::metadata(&initrd)?.len();
     let packing = packing(ctx).map_err(|e| eprintln!("warning: packing comparison skipped: {e:#}")).ok();
     let accel = if opts.kvm { "kvm" } else { "tcg" };
     let mut rows = Vec::new();
     for config in &opts.configs {
-        let mut row = Row { config: config.clone(), initramfs_bytes: Some(initramfs_bytes), accel, ..Row::default() };
-        if let Err(e) = measure(ctx, opts, &initrd, &mut row) {
+        let mut row = Row { config: config.clone(), accel, ..Row::default() };
+        if let Err(e) = measure(ctx, opts, &mut row) {
             eprintln!("error: {config}: {e:#}");
             row.error = Some(format!("{e:#}").lines().next().unwrap_or_default().to_owned());
         }
@@ -109,7 +107,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
         println!("json: {path}");
     }
     if let Some(config) = &opts.bootgraph {
-        let out = bootgraph(ctx, opts, config, &initrd)?;
+        let out = bootgraph(ctx, opts, config)?;
         println!("boot graph: {out}");
     }
     let failed: Vec<&str> = report.results.iter().filter(|r| r.error.is_some()).map(|r| r.config.as_str()).collect();
@@ -120,13 +118,15 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
 }
 
 /// Builds one config and boots it `runs` times, filling in the row.
-fn measure(ctx: &Ctx, opts: &Options, initrd: &Utf8Path, row: &mut Row) -> Result<()> {
+fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<()> {
     let kernel = crate::kernel::run(ctx, &row.config, crate::kernel::Action::Build)?.expect("a build returns a kernel");
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
     row.bzimage_bytes = Some(fs::metadata(&kernel.bzimage)?.len());
+    let initrd = initramfs::build(ctx, kernel.initramfs)?;
+    row.initramfs_bytes = Some(fs::metadata(&initrd)?.len());
     let argv = qemu::qemu_argv(&Machine {
         kernel: &kernel.image,
-        initrd,
+        initrd: &initrd,
         kvm: opts.kvm,
         append: &kernel.append,
         qemu_args: &kernel.qemu_args,
@@ -280,7 +280,7 @@ fn packing(ctx: &Ctx) -> Result<Packing> {
     }
     let (ours, theirs) = (ctx.build.join("bench/ours.cpio.gz"), ctx.build.join("bench/theirs.cpio.gz"));
     let start = Instant::now();
-    let ours_bytes = initramfs::write(&archive::collect(&stage)?, 0, &ours)?;
+    let ours_bytes = initramfs::write(&archive::collect(&stage)?, 0, &ours, initramfs::Compression::Gzip)?;
     let ours_s = start.elapsed().as_secs_f64();
     eprintln!("$ (cd {stage} && find . | cpio -o -H newc --quiet | gzip -9 > {theirs})");
     let start = Instant::now();
@@ -369,17 +369,18 @@ fn bootgraph_svg(config: &str, calls: &[Initcall], init_s: f64) -> String {
 
 /// Boots CONFIG once with `initcall_debug printk.time=1` and draws where the time goes. Initcall
 /// names need kallsyms: a config without it is built as a `-bootgraph` variant with it.
-fn bootgraph(ctx: &Ctx, opts: &Options, config: &str, initrd: &Utf8Path) -> Result<Utf8PathBuf> {
+fn bootgraph(ctx: &Ctx, opts: &Options, config: &str) -> Result<Utf8PathBuf> {
     let mut kernel = crate::kernel::run(ctx, config, crate::kernel::Action::Build)?.expect("a build returns a kernel");
     let dotconfig = kernel.vmlinux.with_file_name(".config");
     if !fs::read_to_string(&dotconfig)?.contains("\nCONFIG_KALLSYMS=y\n") {
         kernel = crate::kernel::build_variant(ctx, config, "bootgraph", &["CONFIG_KALLSYMS=y"])?;
     }
+    let initrd = initramfs::build(ctx, kernel.initramfs)?;
     // After the config's own arguments, so loglevel=8 wins over a `quiet`.
     let append = [&kernel.append[..], &["initcall_debug".into(), "printk.time=1".into(), "loglevel=8".into()]].concat();
     let argv = qemu::qemu_argv(&Machine {
         kernel: &kernel.image,
-        initrd,
+        initrd: &initrd,
         kvm: opts.kvm,
         append: &append,
         qemu_args: &kernel.qemu_args,

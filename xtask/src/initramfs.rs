@@ -13,12 +13,25 @@ use fs_err as fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 
-/// Builds busybox if needed, then writes build/initramfs-busybox-x86.cpio.gz; returns its path.
-pub fn build(ctx: &Ctx) -> Result<Utf8PathBuf> {
+/// How the archive is stored. gzip -9 is the walk-through's; an uncompressed archive is larger
+/// but costs the booting kernel no decompression.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    #[default]
+    Gzip,
+    None,
+}
+
+/// Builds busybox if needed, then writes build/initramfs-busybox-x86.cpio[.gz]; returns its path.
+pub fn build(ctx: &Ctx, compression: Compression) -> Result<Utf8PathBuf> {
     let install = crate::busybox::build(ctx, false)?;
     let entries = entries(&install, &ctx.root.join("rootfs"))?;
-    let out = ctx.build.join("initramfs-busybox-x86.cpio.gz");
-    let size = write(&entries, mtime()?, &out)?;
+    let suffix = match compression {
+        Compression::Gzip => "cpio.gz",
+        Compression::None => "cpio",
+    };
+    let out = ctx.build.join(format!("initramfs-busybox-x86.{suffix}"));
+    let size = write(&entries, mtime()?, &out, compression)?;
     eprintln!("{out} ({size} bytes, {} entries)", entries.len());
     Ok(out)
 }
@@ -47,13 +60,17 @@ fn mtime() -> Result<u32> {
     }
 }
 
-/// Writes the gzipped archive to a temporary name and renames it over `out`, so an interrupted
-/// run leaves the previous image intact. Returns the size in bytes.
-pub fn write(entries: &[Entry], mtime: u32, out: &Utf8Path) -> Result<u64> {
+/// Writes the archive to a temporary name and renames it over `out`, so an interrupted run
+/// leaves the previous image intact. Returns the size in bytes.
+pub fn write(entries: &[Entry], mtime: u32, out: &Utf8Path, compression: Compression) -> Result<u64> {
     let tmp = tmp_sibling(out);
     let result = (|| -> Result<u64> {
         let file = fs::File::create(&tmp)?;
-        let mut w = archive::write_gz(entries, mtime, std::io::BufWriter::new(file))?;
+        let w = std::io::BufWriter::new(file);
+        let mut w = match compression {
+            Compression::Gzip => archive::write_gz(entries, mtime, w)?,
+            Compression::None => archive::write_cpio(entries, mtime, w)?.1,
+        };
         w.flush()?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;

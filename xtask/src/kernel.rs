@@ -5,6 +5,7 @@
 //! line of ours must have taken effect: Kconfig silently drops options with unmet dependencies.
 
 use crate::ctx::{Ctx, sha256_hex, write_atomic};
+use crate::initramfs::Compression;
 use crate::kconfig::{self, Setting};
 use crate::runner::Step;
 use crate::sources::{self, Package, Tree};
@@ -40,6 +41,7 @@ pub struct Kernel {
     pub image: Utf8PathBuf,
     pub qemu_args: Vec<String>,
     pub append: Vec<String>,
+    pub initramfs: Compression,
 }
 
 /// A parsed `kernel-configs/NAME.config`.
@@ -54,6 +56,8 @@ pub struct Profile {
     pub qemu: Vec<String>,
     /// `#: append ARGS`: kernel command line arguments it is meant to run with.
     pub append: Vec<String>,
+    /// `#: initramfs gzip|none`: the initramfs compression it boots with.
+    pub initramfs: Compression,
     pub settings: Vec<Setting>,
 }
 
@@ -64,7 +68,7 @@ const KCONFIG_TARGETS: &[&str] =
 /// Parses the directives (`#: key value`) and settings of a config file.
 pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
     let (mut base, mut merge, mut description) = (None, Vec::new(), String::new());
-    let (mut boot_vmlinux, mut qemu, mut append) = (false, Vec::new(), Vec::new());
+    let (mut boot_vmlinux, mut qemu, mut append, mut initramfs) = (false, Vec::new(), Vec::new(), Compression::Gzip);
     let words = |v: &str| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
     for (i, line) in text.lines().enumerate() {
         let Some(directive) = line.strip_prefix("#:") else { continue };
@@ -85,14 +89,27 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
             },
             "qemu" => qemu.extend(words(value)),
             "append" => append.extend(words(value)),
+            "initramfs" => {
+                initramfs = clap::ValueEnum::from_str(value, false)
+                    .map_err(|_| anyhow::anyhow!("{origin}:{}: `#: initramfs` is gzip or none, not {value}", i + 1))?
+            }
             _ => bail!(
-                "{origin}:{}: unknown directive `#: {key}` (known: base, merge, description, boot, qemu, append)",
+                "{origin}:{}: unknown directive `#: {key}` (known: base, merge, description, boot, qemu, append, initramfs)",
                 i + 1
             ),
         }
     }
     let base = base.with_context(|| format!("{origin}: no `#: base TARGET` line (e.g. `#: base allnoconfig`)"))?;
-    Ok(Profile { base, merge, description, boot_vmlinux, qemu, append, settings: kconfig::parse(origin, text)? })
+    Ok(Profile {
+        base,
+        merge,
+        description,
+        boot_vmlinux,
+        qemu,
+        append,
+        initramfs,
+        settings: kconfig::parse(origin, text)?,
+    })
 }
 
 fn configs_dir(ctx: &Ctx) -> Utf8PathBuf {
@@ -305,6 +322,7 @@ fn build(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile) -> Result<Ke
         release: fs::read_to_string(obj.join("include/config/kernel.release"))?.trim().to_owned(),
         qemu_args: profile.qemu.clone(),
         append: profile.append.clone(),
+        initramfs: profile.initramfs,
     };
     for f in [&kernel.vmlinux, &kernel.bzimage] {
         eprintln!("{f} ({} bytes)", fs::metadata(f)?.len());
@@ -323,9 +341,12 @@ mod tests {
         let p = parse_profile("f", text).unwrap();
         assert_eq!(p.base, "alldefconfig");
         assert!(!p.boot_vmlinux && p.qemu.is_empty() && p.append.is_empty());
-        let fast =
-            parse_profile("f", "#: base tinyconfig\n#: boot vmlinux\n#: qemu -M microvm\n#: append quiet\n").unwrap();
-        assert!(fast.boot_vmlinux);
+        let fast = parse_profile(
+            "f",
+            "#: base tinyconfig\n#: boot vmlinux\n#: qemu -M microvm\n#: append quiet\n#: initramfs none\n",
+        )
+        .unwrap();
+        assert!(fast.boot_vmlinux && fast.initramfs == Compression::None);
         assert_eq!((fast.qemu, fast.append), (vec!["-M".to_owned(), "microvm".to_owned()], vec!["quiet".to_owned()]));
         assert_eq!(p.merge, ["kvm_guest.config"]);
         assert_eq!(p.description, "small");

@@ -58,7 +58,11 @@ enum Command {
         edit: bool,
     },
     /// Pack build/initramfs-busybox-x86.cpio.gz from busybox and rootfs/ (builds busybox if needed).
-    Initramfs,
+    Initramfs {
+        /// gzip (-9, as the walk-through) or none (writes build/initramfs-busybox-x86.cpio).
+        #[arg(long, value_enum, default_value_t)]
+        compression: initramfs::Compression,
+    },
     /// Configure, verify and build the kernel from kernel-configs/NAME.config in build/obj/linux-x86-NAME.
     Kernel {
         /// The config to build (see --list).
@@ -85,7 +89,7 @@ enum Command {
         /// The kernel config to boot (see `cargo xtask kernel --list`).
         #[arg(long, default_value = "allnoconfig")]
         kernel: String,
-        /// Boot this initrd instead of build/initramfs-busybox-x86.cpio.gz.
+        /// Boot this initrd instead of build/initramfs-busybox-x86.cpio[.gz] (as the config says).
         #[arg(long)]
         initrd: Option<Utf8PathBuf>,
         /// Use KVM (-enable-kvm); fails if /dev/kvm is missing or not usable by you.
@@ -161,8 +165,8 @@ fn try_main() -> Result<()> {
         Command::Busybox { edit } => {
             busybox::build(&ctx, edit)?;
         }
-        Command::Initramfs => {
-            initramfs::build(&ctx)?;
+        Command::Initramfs { compression } => {
+            initramfs::build(&ctx, compression)?;
         }
         Command::Kernel { list: true, .. } => kernel::list(&ctx)?,
         Command::Kernel { name, configure, edit, save, .. } => {

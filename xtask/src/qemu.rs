@@ -82,7 +82,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
         crate::kernel::run(ctx, &opts.kernel, crate::kernel::Action::Build)?.expect("a build returns a kernel");
     let initrd = match &opts.initrd {
         Some(p) => p.clone(),
-        None => crate::initramfs::build(ctx)?,
+        None => crate::initramfs::build(ctx, kernel.initramfs)?,
     };
     // The config's own qemu settings first, so the user's can override them.
     let append = [&kernel.append[..], &opts.append].concat();
