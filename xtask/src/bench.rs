@@ -119,7 +119,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
 
 /// Builds one config and boots it `runs` times, filling in the row.
 fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<()> {
-    let kernel = crate::kernel::run(ctx, &row.config, crate::kernel::Action::Build)?.expect("a build returns a kernel");
+    let kernel = crate::kernel::build(ctx, &row.config)?;
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
     row.bzimage_bytes = Some(fs::metadata(&kernel.bzimage)?.len());
     let initrd = initramfs::build(ctx, kernel.initramfs)?;
@@ -370,7 +370,7 @@ fn bootgraph_svg(config: &str, calls: &[Initcall], init_s: f64) -> String {
 /// Boots CONFIG once with `initcall_debug printk.time=1` and draws where the time goes. Initcall
 /// names need kallsyms: a config without it is built as a `-bootgraph` variant with it.
 fn bootgraph(ctx: &Ctx, opts: &Options, config: &str) -> Result<Utf8PathBuf> {
-    let mut kernel = crate::kernel::run(ctx, config, crate::kernel::Action::Build)?.expect("a build returns a kernel");
+    let mut kernel = crate::kernel::build(ctx, config)?;
     let dotconfig = kernel.vmlinux.with_file_name(".config");
     if !fs::read_to_string(&dotconfig)?.contains("\nCONFIG_KALLSYMS=y\n") {
         kernel = crate::kernel::build_variant(ctx, config, "bootgraph", &["CONFIG_KALLSYMS=y"])?;

@@ -169,6 +169,11 @@ pub fn run(ctx: &Ctx, name: &str, action: Action) -> Result<Option<Kernel>> {
     run_profile(ctx, name, &path, &text, &profile, action)
 }
 
+/// Configures and builds the named kernel: what `qemu` and `bench` boot.
+pub fn build(ctx: &Ctx, name: &str) -> Result<Kernel> {
+    Ok(run(ctx, name, Action::Build)?.expect("a build returns a kernel"))
+}
+
 /// Builds NAME with `extra` settings appended, as config `NAME-VARIANT` in its own `O=` folder
 /// (the saved config stays as it is): for instrumented runs such as `bench --bootgraph`.
 pub fn build_variant(ctx: &Ctx, name: &str, variant: &str, extra: &[&str]) -> Result<Kernel> {
@@ -198,7 +203,7 @@ fn run_profile(
     }
     configure(ctx, &tree, &obj, path, text, profile)?;
     match action {
-        Action::Build => build(ctx, &tree, &obj, profile).map(Some),
+        Action::Build => compile(ctx, &tree, &obj, profile).map(Some),
         Action::Configure => Ok(None),
         Action::Edit(tool) => {
             let tool = format!("{tool:?}").to_lowercase();
@@ -312,7 +317,7 @@ fn save(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str, pro
     Ok(())
 }
 
-fn build(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
+fn compile(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
     ctx.runner()?.run(&make(tree, obj, &[&format!("-j{}", ctx.jobs)]))?;
     let (bzimage, vmlinux) = (obj.join("arch/x86/boot/bzImage"), obj.join("vmlinux"));
     let kernel = Kernel {

@@ -78,8 +78,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     if opts.kvm {
         check_kvm("/dev/kvm".into())?;
     }
-    let kernel =
-        crate::kernel::run(ctx, &opts.kernel, crate::kernel::Action::Build)?.expect("a build returns a kernel");
+    let kernel = crate::kernel::build(ctx, &opts.kernel)?;
     let initrd = match &opts.initrd {
         Some(p) => p.clone(),
         None => crate::initramfs::build(ctx, kernel.initramfs)?,
