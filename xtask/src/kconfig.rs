@@ -267,6 +267,12 @@ pub fn depends_in(kconfig_text: &str, symbol: &str) -> Option<Vec<String>> {
                     push_unique(&mut deps, expr);
                 }
             }
+            // `bool "Support Hygon processors" if PROCESSOR_SELECT`: settable only when EXPR holds.
+            "bool" | "tristate" | "string" | "int" | "hex" | "prompt" if in_entry => {
+                if let Some((_, expr)) = rest.rsplit_once("\" if ") {
+                    push_unique(&mut deps, &format!("{PROMPT_IF}{expr}"));
+                }
+            }
             _ => {}
         }
     }
@@ -316,9 +322,22 @@ pub fn explain(m: &Mismatch, depends: Option<&[String]>) -> String {
     match depends {
         None => format!("{head}, but no Kconfig defines it in this source tree"),
         Some([]) => format!("{head}, got {} (no dependencies: it may be selected off or a choice)", m.effective),
-        Some(deps) => format!("{head}, got {} (depends on {})", m.effective, deps.join("; ")),
+        Some(deps) => {
+            let (prompts, plain): (Vec<&String>, Vec<&String>) = deps.iter().partition(|d| d.starts_with(PROMPT_IF));
+            let mut why = Vec::new();
+            if !plain.is_empty() {
+                why.push(format!("depends on {}", plain.iter().map(|d| d.as_str()).collect::<Vec<_>>().join("; ")));
+            }
+            for p in prompts {
+                why.push(format!("settable only if {}", &p[PROMPT_IF.len()..]));
+            }
+            format!("{head}, got {} ({})", m.effective, why.join("; "))
+        }
     }
 }
+
+/// Marks a prompt's condition among the dependencies `depends_in` returns.
+const PROMPT_IF: &str = "prompt if ";
 
 #[cfg(test)]
 mod tests {
@@ -492,5 +511,18 @@ endmenu
         let old = "# about\n#: base allnoconfig\n\nCONFIG_A=y\n# CONFIG_B is not set\n";
         let new = [Setting { symbol: "C".into(), value: "y".into(), line: 0 }];
         assert_eq!(with_header(old, &new), "# about\n#: base allnoconfig\n\nCONFIG_C=y\n");
+    }
+
+    #[test]
+    fn a_prompt_condition_is_explained() {
+        let text = "config CPU_SUP_HYGON\n\tdefault y\n\tbool \"Support Hygon processors\" if PROCESSOR_SELECT\n\tselect CPU_SUP_AMD\n";
+        let deps = depends_in(text, "CPU_SUP_HYGON").unwrap();
+        let m = Mismatch { symbol: "CPU_SUP_HYGON".into(), requested: "n".into(), effective: "y".into() };
+        assert_eq!(
+            explain(&m, Some(&deps)),
+            "CONFIG_CPU_SUP_HYGON: requested n, got y (settable only if PROCESSOR_SELECT)"
+        );
+        let both = ["X86".to_owned(), format!("{PROMPT_IF}EXPERT")];
+        assert!(explain(&m, Some(&both)).ends_with("(depends on X86; settable only if EXPERT)"));
     }
 }
