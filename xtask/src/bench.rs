@@ -3,7 +3,7 @@
 
 use crate::ctx::Ctx;
 use crate::initramfs::{self, archive};
-use crate::qemu::{self, Guest, Machine};
+use crate::qemu::{self, Guest};
 use anyhow::{Context, Result, bail};
 use camino::Utf8PathBuf;
 use fs_err as fs;
@@ -124,13 +124,7 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<()> {
     row.bzimage_bytes = Some(fs::metadata(&kernel.bzimage)?.len());
     let initrd = initramfs::build(ctx, kernel.initramfs)?;
     row.initramfs_bytes = Some(fs::metadata(&initrd)?.len());
-    let argv = qemu::qemu_argv(&Machine {
-        kernel: &kernel.image,
-        initrd: &initrd,
-        kvm: opts.kvm,
-        append: &kernel.append,
-        qemu_args: &kernel.qemu_args,
-    });
+    let argv = qemu::boot_argv(&kernel, &initrd, opts.kvm, &[], &[]);
     let (mut guest, mut host) = (Vec::new(), Vec::new());
     for i in 1..=opts.runs {
         eprintln!("boot {i}/{} of {}: $ {}", opts.runs, row.config, crate::runner::display(&argv));
@@ -377,14 +371,8 @@ fn bootgraph(ctx: &Ctx, opts: &Options, config: &str) -> Result<Utf8PathBuf> {
     }
     let initrd = initramfs::build(ctx, kernel.initramfs)?;
     // After the config's own arguments, so loglevel=8 wins over a `quiet`.
-    let append = [&kernel.append[..], &["initcall_debug".into(), "printk.time=1".into(), "loglevel=8".into()]].concat();
-    let argv = qemu::qemu_argv(&Machine {
-        kernel: &kernel.image,
-        initrd: &initrd,
-        kvm: opts.kvm,
-        append: &append,
-        qemu_args: &kernel.qemu_args,
-    });
+    let append = ["initcall_debug".into(), "printk.time=1".into(), "loglevel=8".into()];
+    let argv = qemu::boot_argv(&kernel, &initrd, opts.kvm, &append, &[]);
     eprintln!("$ {}", crate::runner::display(&argv));
     let (guest, times) = Guest::boot(&argv, opts.timeout)?;
     let calls = initcalls(guest.log());

@@ -4,6 +4,7 @@
 //! prompt, type one command wrapped in markers, stream its output and return its exit status.
 
 use crate::ctx::Ctx;
+use crate::kernel::Kernel;
 use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use std::io::{Read, Write};
@@ -50,6 +51,20 @@ pub fn qemu_argv(m: &Machine) -> Vec<String> {
     argv
 }
 
+/// The command line for a built kernel: its config's own kernel and qemu arguments first, then
+/// the caller's, which can so override them.
+pub fn boot_argv(
+    kernel: &Kernel,
+    initrd: &Utf8Path,
+    kvm: bool,
+    append: &[String],
+    qemu_args: &[String],
+) -> Vec<String> {
+    let append = [&kernel.append[..], append].concat();
+    let qemu_args = [&kernel.qemu_args[..], qemu_args].concat();
+    qemu_argv(&Machine { kernel: &kernel.image, initrd, kvm, append: &append, qemu_args: &qemu_args })
+}
+
 /// Fails with the cause when this user cannot use KVM; never falls back to emulation.
 pub fn check_kvm(dev: &Utf8Path) -> Result<()> {
     match std::fs::OpenOptions::new().read(true).write(true).open(dev) {
@@ -83,16 +98,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
         Some(p) => p.clone(),
         None => crate::initramfs::build(ctx, kernel.initramfs)?,
     };
-    // The config's own qemu settings first, so the user's can override them.
-    let append = [&kernel.append[..], &opts.append].concat();
-    let qemu_args = [&kernel.qemu_args[..], &opts.qemu_args].concat();
-    let argv = qemu_argv(&Machine {
-        kernel: &kernel.image,
-        initrd: &initrd,
-        kvm: opts.kvm,
-        append: &append,
-        qemu_args: &qemu_args,
-    });
+    let argv = boot_argv(&kernel, &initrd, opts.kvm, &opts.append, &opts.qemu_args);
     eprintln!("$ {}", crate::runner::display(&argv));
     if opts.command.is_empty() {
         eprintln!("(the terminal is the guest's serial console: Ctrl-a x quits qemu)");
@@ -296,6 +302,23 @@ mod tests {
         assert!(argv.contains(&"-no-reboot".to_owned()));
         assert!(!argv.contains(&"-enable-kvm".to_owned()));
         assert_eq!(argv[argv.len() - 2..], ["-m", "512M"]);
+    }
+
+    #[test]
+    fn a_configs_own_settings_come_before_the_users() {
+        let kernel = Kernel {
+            bzimage: "/o/bzImage".into(),
+            vmlinux: "/o/vmlinux".into(),
+            release: "6.1".into(),
+            image: "/o/vmlinux".into(),
+            qemu_args: vec!["-M".into(), "microvm".into()],
+            append: vec!["quiet".into()],
+            initramfs: crate::initramfs::Compression::None,
+        };
+        let argv = boot_argv(&kernel, "/i.cpio".into(), false, &["loglevel=8".into()], &["-m".into(), "64M".into()]);
+        assert_eq!(argv[2], "/o/vmlinux", "boots the image the config names");
+        assert!(argv.contains(&"console=ttyS0 panic=-1 quiet loglevel=8".to_owned()), "{argv:?}");
+        assert_eq!(argv[argv.len() - 4..], ["-M", "microvm", "-m", "64M"]);
     }
 
     #[test]

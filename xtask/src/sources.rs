@@ -163,14 +163,14 @@ fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &st
     let top: Vec<_> = fs::read_dir(&tmp)?.collect::<std::io::Result<_>>()?;
     let [top] = &top[..] else { bail!("{tarball} does not unpack to a single folder") };
     let top = Utf8PathBuf::try_from(top.path())?;
-    check_tree(package, &top).with_context(|| format!("{tarball} does not hold {} sources", package.name()))?;
+    let version =
+        check_tree(package, &top).with_context(|| format!("{tarball} does not hold {} sources", package.name()))?;
     if dest.exists() {
         fs::remove_dir_all(&dest)?;
     }
     fs::rename(&top, &dest)?;
     fs::remove_dir(&tmp)?;
     write_atomic(&stamp, sha.as_bytes())?;
-    let version = check_tree(package, &dest)?;
     eprintln!("unpacked {} {version} into {dest}", package.name());
     Ok(Tree { dir: dest, version, user_dir: false })
 }
