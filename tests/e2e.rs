@@ -2,8 +2,9 @@
 //! image, the real busybox and allnoconfig kernel builds, and real qemu boots (TCG).
 //!
 //! They need Docker and qemu-system-x86_64, and sources: either network access or the offline
-//! variables of the README (TEENY_DOWNLOADS, TEENY_KERNEL_SOURCE). Tests share build/ and run
-//! one at a time.
+//! variables of the README (TEENY_DOWNLOADS, TEENY_KERNEL_SOURCE). Tests run one at a time in
+//! a build folder of their own (target/tmp/e2e-build), so a user's build/ and work in progress
+//! are never touched; only the download cache is shared.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -21,13 +22,19 @@ fn root() -> PathBuf {
 }
 
 fn build_dir() -> PathBuf {
-    std::env::var_os("TEENY_BUILD_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("build"))
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-build")
+}
+
+/// The download cache the user's builds use, so tests do not download again.
+fn downloads() -> PathBuf {
+    std::env::var_os("TEENY_DOWNLOADS").map(PathBuf::from).unwrap_or_else(|| root().join("build/downloads"))
 }
 
 /// `cargo xtask ARGS` with extra environment variables; never reads stdin.
 fn xtask_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["run", "-q", "-p", "xtask", "--"]).args(args).current_dir(root()).stdin(std::process::Stdio::null());
+    cmd.env("TEENY_BUILD_DIR", build_dir()).env("TEENY_DOWNLOADS", downloads());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -77,9 +84,7 @@ fn builder_image_is_built_once() {
 fn fetch_verifies_the_busybox_tarball() {
     let _g = serial();
     ok(&["fetch"]);
-    let downloads =
-        std::env::var_os("TEENY_DOWNLOADS").map(PathBuf::from).unwrap_or_else(|| build_dir().join("downloads"));
-    let good = std::fs::read(downloads.join("busybox-1.37.0.tar.bz2")).unwrap();
+    let good = std::fs::read(downloads().join("busybox-1.37.0.tar.bz2")).unwrap();
     // A truncated copy in a fresh cache and build folder: refused before anything is unpacked.
     let dir = temp_dir("truncated");
     let bad = dir.join("busybox-1.37.0.tar.bz2");
