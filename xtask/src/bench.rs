@@ -35,6 +35,9 @@ struct Row {
     host_wall_s_max: Option<f64>,
     accel: &'static str,
     runs: usize,
+    /// The kernel's build record (`teeny-build.json` of its O= folder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    build: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -78,6 +81,10 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
         qemu::check_kvm("/dev/kvm".into())?;
     }
     anyhow::ensure!(opts.runs > 0, "--runs must be at least 1");
+    // A typo must not cost the boots before it, nor replace the last chart with a partial one.
+    for config in opts.configs.iter().chain(&opts.bootgraph) {
+        crate::kernel::check_name(ctx, config)?;
+    }
     let packing = packing(ctx).map_err(|e| eprintln!("warning: packing comparison skipped: {e:#}")).ok();
     let accel = if opts.kvm { "kvm" } else { "tcg" };
     let mut rows = Vec::new();
@@ -120,6 +127,8 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
 /// Builds one config and boots it `runs` times, filling in the row.
 fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<()> {
     let kernel = crate::kernel::build(ctx, &row.config)?;
+    row.build =
+        fs::read_to_string(kernel.obj.join(crate::kernel::RECORD)).ok().and_then(|t| serde_json::from_str(&t).ok());
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
     row.bzimage_bytes = Some(fs::metadata(&kernel.bzimage)?.len());
     let initrd = initramfs::build(ctx, kernel.initramfs)?;
@@ -407,6 +416,7 @@ mod tests {
             host_wall_s_max: ok.then_some(2.0),
             accel: "tcg",
             runs: if ok { 3 } else { 0 },
+            build: ok.then(|| serde_json::json!({"config": config, "ccache": {"hits": 1, "misses": 2}})),
             error: error.map(String::from),
         }
     }
@@ -437,6 +447,7 @@ mod tests {
             "host_wall_s_median",
             "accel",
             "runs",
+            "build",
         ] {
             assert!(v.get(key).is_some(), "{key}");
         }

@@ -7,12 +7,25 @@ use crate::ctx::Ctx;
 use anyhow::{Context, Result, bail};
 use fs_err as fs;
 
+/// The builder image's tag for the Dockerfile as it is now (no engine needed).
+pub fn tag(ctx: &Ctx) -> Result<String> {
+    let text = fs::read(ctx.root.join("docker/Dockerfile"))?;
+    Ok(format!("teeny-linux-builder:{}", &crate::ctx::sha256_hex(&[&text])[..12]))
+}
+
+/// What builds run in, for up-to-date checks: the image tag, or `host` with --runner host.
+pub fn identity(ctx: &Ctx) -> Result<String> {
+    match ctx.runner_kind.engine() {
+        Some(_) => tag(ctx),
+        None => Ok("host".to_owned()),
+    }
+}
+
 /// Makes sure the builder image exists for this Dockerfile; returns its tag.
 pub fn ensure(ctx: &Ctx, engine: &str) -> Result<String> {
     check_engine(engine)?;
     let dockerfile = ctx.root.join("docker/Dockerfile");
-    let text = fs::read(&dockerfile)?;
-    let tag = format!("teeny-linux-builder:{}", &crate::ctx::sha256_hex(&[&text])[..12]);
+    let tag = tag(ctx)?;
     let sh = xshell::Shell::new()?;
     let id = "{{.Id}}";
     if xshell::cmd!(sh, "{engine} image inspect --format {id} {tag}")

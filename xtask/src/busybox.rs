@@ -18,17 +18,26 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     let fragment = kconfig::parse(fragment_path.as_str(), &fragment_text)?;
     let tree = sources::fetch(ctx, Package::Busybox)?;
     let obj = ctx.obj(OBJ);
+    let _lock = ctx.lock(&obj)?;
     let install = obj.join("_install");
     let stamp_path = obj.join(".teeny-stamp");
-    let stamp = sha256_hex(&[fragment_text.as_bytes(), tree.dir.as_str().as_bytes(), tree.version.as_bytes()]);
-    if !edit && install.join("bin/busybox").exists() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+    let image = crate::builder::identity(ctx)?;
+    // A user's tree changes under us: only make knows whether it is up to date.
+    let stamp = tree.id.as_ref().map(|id| sha256_hex(&[fragment_text.as_bytes(), id.as_bytes(), image.as_bytes()]));
+    if !edit
+        && install.join("bin/busybox").exists()
+        && let Some(stamp) = &stamp
+        && fs::read_to_string(&stamp_path).is_ok_and(|s| s == *stamp)
+    {
         eprintln!("busybox {} is up to date in {install}", tree.version);
         return Ok(install);
     }
+    let _ = fs::remove_file(&stamp_path);
     fs::create_dir_all(&obj)?;
     let runner = ctx.runner()?;
     let o = format!("O={obj}");
-    runner.run(&tree.step(&["make", &o, "defconfig"]))?;
+    let step = |argv: &[&str]| tree.step(argv).log(OBJ);
+    runner.run(&step(&["make", &o, "defconfig"]))?;
     // Keep the plain defconfig: it is what --edit diffs against.
     let base_path = obj.join(".teeny-defconfig");
     fs::copy(obj.join(".config"), &base_path)?;
@@ -37,7 +46,7 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     // `conf -D FILE`: our merged file, with defaults for anything it does not mention.
     let merged = obj.join(".teeny-merged.config");
     write_atomic(&merged, kconfig::merge(&base, &fragment).as_bytes())?;
-    runner.run(&tree.step(&["make", &o, &format!("KBUILD_DEFCONFIG={merged}"), "defconfig"]))?;
+    runner.run(&step(&["make", &o, &format!("KBUILD_DEFCONFIG={merged}"), "defconfig"]))?;
     let config = obj.join(".config");
     let mismatches = kconfig::check(&fragment, &fs::read_to_string(&config)?);
     if !mismatches.is_empty() {
@@ -49,21 +58,27 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
         bail!("{fragment_path} asks for settings busybox did not take:\n{}", lines.join("\n"));
     }
     if edit {
-        runner.run(&tree.step(&["make", &o, "menuconfig"]).interactive())?;
+        runner.run(&step(&["make", &o, "menuconfig"]).interactive())?;
         let edited = fs::read_to_string(&config)?;
         let settings = kconfig::diff(&base, &edited);
         write_atomic(&fragment_path, kconfig::with_header(&fragment_text, &settings).as_bytes())?;
         eprintln!("saved {} setting(s) to {fragment_path}", settings.len());
     }
-    runner.run(&tree.step(&["make", &o, &format!("-j{}", ctx.jobs)]))?;
+    let stats_log = obj.join(".teeny-ccache-stats.log");
+    runner.run(&crate::ccache::apply(ctx, step(&["make", &o, &format!("-j{}", ctx.jobs)]), &stats_log)?)?;
+    if let Some(c) = crate::ccache::stats(&stats_log) {
+        eprintln!("ccache: {} hits, {} misses", c.hits, c.misses);
+    }
     let binary = obj.join("busybox");
     let bytes = fs::read(&binary)?;
     if has_interpreter(&bytes).with_context(|| format!("{binary} is not an x86-64 ELF file"))? {
         bail!("{binary} is dynamically linked: set CONFIG_STATIC=y in {fragment_path} (the initramfs has no libc)");
     }
-    runner.run(&tree.step(&["make", &o, "install"]))?;
+    runner.run(&step(&["make", &o, "install"]))?;
     // Written last: an interrupted build is redone next time.
-    write_atomic(&stamp_path, stamp.as_bytes())?;
+    if let Some(stamp) = stamp {
+        write_atomic(&stamp_path, stamp.as_bytes())?;
+    }
     eprintln!("busybox {} (static) installed in {install}", tree.version);
     Ok(install)
 }

@@ -1,9 +1,22 @@
 //! Where things live, and the runner every step shares.
 
 use crate::runner::{Runner, RunnerKind};
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use std::cell::OnceCell;
+
+/// The global flags, as clap parsed them.
+pub struct Settings {
+    pub build: Option<Utf8PathBuf>,
+    pub jobs: usize,
+    pub runner: RunnerKind,
+    pub kernel_source: Option<Utf8PathBuf>,
+    pub busybox_source: Option<Utf8PathBuf>,
+    pub kernel_configs: Option<Utf8PathBuf>,
+    pub ccache_dir: Option<Utf8PathBuf>,
+    pub no_ccache: bool,
+    pub verbose: bool,
+}
 
 /// Settings shared by every command: the global flags after clap and the environment.
 pub struct Ctx {
@@ -14,29 +27,32 @@ pub struct Ctx {
     pub kernel_source: Option<Utf8PathBuf>,
     pub busybox_source: Option<Utf8PathBuf>,
     pub kernel_configs: Option<Utf8PathBuf>,
+    /// The compiler cache shared by every build, or None with --no-ccache.
+    pub ccache: Option<Utf8PathBuf>,
+    pub verbose: bool,
     runner: OnceCell<Runner>,
 }
 
 impl Ctx {
-    pub fn new(
-        build: Option<Utf8PathBuf>,
-        jobs: usize,
-        runner_kind: RunnerKind,
-        kernel_source: Option<Utf8PathBuf>,
-        busybox_source: Option<Utf8PathBuf>,
-        kernel_configs: Option<Utf8PathBuf>,
-    ) -> Result<Ctx> {
+    pub fn new(s: Settings) -> Result<Ctx> {
         // xtask/ sits in the repository root: no need to search for it.
         let root = Utf8Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
-        let build = absolute(build.unwrap_or_else(|| root.join("build")))?;
+        let build = absolute(s.build.unwrap_or_else(|| root.join("build")))?;
+        let ccache = match (s.no_ccache, s.ccache_dir) {
+            (true, _) => None,
+            (false, Some(dir)) => Some(absolute(dir)?),
+            (false, None) => Some(build.join("ccache")),
+        };
         Ok(Ctx {
             root,
             build,
-            jobs,
-            runner_kind,
-            kernel_source: kernel_source.map(absolute).transpose()?,
-            busybox_source: busybox_source.map(absolute).transpose()?,
-            kernel_configs: kernel_configs.map(absolute).transpose()?,
+            jobs: s.jobs,
+            runner_kind: s.runner,
+            kernel_source: s.kernel_source.map(absolute).transpose()?,
+            busybox_source: s.busybox_source.map(absolute).transpose()?,
+            kernel_configs: s.kernel_configs.map(absolute).transpose()?,
+            ccache,
+            verbose: s.verbose,
             runner: OnceCell::new(),
         })
     }
@@ -50,14 +66,70 @@ impl Ctx {
         if let Some(r) = self.runner.get() {
             return Ok(r);
         }
-        let runner = match self.runner_kind.engine() {
-            None => Runner::host(),
+        // Kbuild splits paths at spaces: say so now rather than fail deep inside make.
+        let paths = [
+            ("build folder", Some(&self.build)),
+            ("kernel source", self.kernel_source.as_ref()),
+            ("busybox source", self.busybox_source.as_ref()),
+        ];
+        for (what, path) in paths {
+            if let Some(path) = path.filter(|p| p.as_str().contains(char::is_whitespace)) {
+                bail!(
+                    "the {what} {path} contains a space, which the kernel's and busybox's make cannot handle: choose a path without one (e.g. --build-dir)"
+                );
+            }
+        }
+        let container = match self.runner_kind.engine() {
+            None => None,
             Some(engine) => {
                 let image = crate::builder::ensure(self, engine)?;
-                Runner::container(engine, &image, vec![self.root.clone(), self.build.clone()])
+                let mut workdirs = vec![self.root.clone(), self.build.clone()];
+                workdirs.extend(self.ccache.iter().filter(|c| !c.starts_with(&self.build)).cloned());
+                Some(Runner::container(engine, &image, workdirs))
             }
         };
-        Ok(self.runner.get_or_init(|| runner))
+        Ok(self.runner.get_or_init(|| Runner::new(container, self.build.join("logs"), self.verbose)))
+    }
+
+    /// Takes the lock of a build folder (`DIR.lock` beside it), waiting while another
+    /// `cargo xtask` holds it. The kernel drops a lock whose holder died; its containers are
+    /// stopped here, so that they cannot race with this build.
+    pub fn lock(&self, dir: &Utf8Path) -> Result<Lock> {
+        let path = Utf8PathBuf::from(format!("{dir}.lock"));
+        fs_err::create_dir_all(path.parent().unwrap())?;
+        let file = fs_err::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let holder = || fs_err::read_to_string(&path).unwrap_or_default().trim().to_owned();
+        // SAFETY: flock on a descriptor we own.
+        let flock = |op| unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(file.file()), op) };
+        if flock(libc::LOCK_EX | libc::LOCK_NB) != 0 {
+            eprintln!("waiting for {dir}: another cargo xtask builds there ({})", holder());
+            if flock(libc::LOCK_EX) != 0 {
+                return Err(std::io::Error::last_os_error()).with_context(|| format!("locking {path}"));
+            }
+        }
+        // A holder that let go empties the file; text left behind means it died holding the lock.
+        let stale = holder();
+        if !stale.is_empty() {
+            eprintln!("note: took over the lock of {dir} from a process that died ({stale})");
+            if let (Some(engine), Some(pid)) = (self.runner_kind.engine(), stale.split_whitespace().nth(1)) {
+                crate::runner::stop_containers_of(engine, pid);
+            }
+        }
+        let me = format!("pid {} {}", std::process::id(), std::env::args().collect::<Vec<_>>().join(" "));
+        file.set_len(0)?;
+        std::os::unix::fs::FileExt::write_all_at(file.file(), me.as_bytes(), 0)?;
+        Ok(Lock { file })
+    }
+}
+
+/// A held build-folder lock; released (and its file emptied) on drop.
+pub struct Lock {
+    file: fs_err::File,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
     }
 }
 
@@ -100,14 +172,14 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Removes build outputs; the download cache survives unless `all`.
+/// Removes build outputs; the download cache and the compiler cache survive unless `all`.
 pub fn clean(ctx: &Ctx, all: bool) -> Result<()> {
     if !ctx.build.exists() {
         return Ok(());
     }
     for entry in fs_err::read_dir(&ctx.build)? {
         let path = Utf8PathBuf::try_from(entry?.path())?;
-        if path.file_name() == Some("downloads") && !all {
+        if matches!(path.file_name(), Some("downloads" | "ccache")) && !all {
             continue;
         }
         eprintln!("removing {path}");

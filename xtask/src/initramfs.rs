@@ -5,7 +5,7 @@
 
 pub mod archive;
 
-use crate::ctx::{Ctx, tmp_sibling};
+use crate::ctx::{Ctx, sha256_hex, tmp_sibling, write_atomic};
 use anyhow::{Context, Result, bail};
 use archive::{Entry, Kind};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -31,7 +31,19 @@ pub fn build(ctx: &Ctx, compression: Compression) -> Result<Utf8PathBuf> {
         Compression::None => "cpio",
     };
     let out = ctx.build.join(format!("initramfs-busybox-x86.{suffix}"));
-    let size = write(&entries, mtime()?, &out, compression)?;
+    let mtime = mtime()?;
+    // The uncompressed archive is cheap to make in memory; gzip -9 is what costs. Same archive
+    // as the last write: keep that file.
+    let (_, cpio) = archive::write_cpio(&entries, mtime, Vec::new())?;
+    let stamp = sha256_hex(&[&cpio, suffix.as_bytes()]);
+    let stamp_path = out.with_file_name(format!(".{}.stamp", out.file_name().unwrap()));
+    if out.is_file() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+        eprintln!("{out} is up to date");
+        return Ok(out);
+    }
+    let _ = fs::remove_file(&stamp_path);
+    let size = write(&entries, mtime, &out, compression)?;
+    write_atomic(&stamp_path, stamp.as_bytes())?;
     eprintln!("{out} ({size} bytes, {} entries)", entries.len());
     Ok(out)
 }

@@ -90,6 +90,11 @@ fn value_map(text: &str) -> HashMap<&str, &str> {
     values(text).into_iter().collect()
 }
 
+/// The value of one symbol in a .config text, as written (strings keep their quotes).
+pub fn value_of<'a>(text: &'a str, symbol: &str) -> Option<&'a str> {
+    values(text).into_iter().rev().find(|(s, _)| *s == symbol).map(|(_, v)| v)
+}
+
 fn push_line(out: &mut String, symbol: &str, value: &str) {
     if value == "n" {
         out.push_str(&format!("# CONFIG_{symbol} is not set\n"));

@@ -13,6 +13,9 @@ use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
 
+mod record;
+pub use record::FILE as RECORD;
+
 /// Which configurator `--edit` runs.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Configurator {
@@ -34,6 +37,8 @@ pub enum Action {
 
 /// A built kernel, with how its config wants to be booted.
 pub struct Kernel {
+    /// Its `O=` folder, which also holds its build record (`teeny-build.json`).
+    pub obj: Utf8PathBuf,
     pub bzimage: Utf8PathBuf,
     pub vmlinux: Utf8PathBuf,
     pub release: String,
@@ -130,7 +135,8 @@ pub fn names(ctx: &Ctx) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn load(ctx: &Ctx, name: &str) -> Result<(Utf8PathBuf, String, Profile)> {
+/// Fails unless NAME is one of the configs, listing them.
+pub fn check_name(ctx: &Ctx, name: &str) -> Result<Utf8PathBuf> {
     let path = configs_dir(ctx).join(format!("{name}.config"));
     if !path.is_file() {
         bail!(
@@ -139,6 +145,11 @@ fn load(ctx: &Ctx, name: &str) -> Result<(Utf8PathBuf, String, Profile)> {
             configs_dir(ctx)
         );
     }
+    Ok(path)
+}
+
+fn load(ctx: &Ctx, name: &str) -> Result<(Utf8PathBuf, String, Profile)> {
+    let path = check_name(ctx, name)?;
     let text = fs::read_to_string(&path)?;
     let profile = parse_profile(path.as_str(), &text)?;
     Ok((path, text, profile))
@@ -195,15 +206,34 @@ fn run_profile(
     profile: &Profile,
     action: Action,
 ) -> Result<Option<Kernel>> {
+    let start = std::time::Instant::now();
     let tree = sources::fetch(ctx, Package::Linux)?;
     let obj = ctx.obj(&format!("linux-x86-{name}"));
+    let _lock = ctx.lock(&obj)?;
     if let Action::Save = action {
         save(ctx, &tree, &obj, path, text, profile)?;
         return Ok(None);
     }
+    let inputs = inputs(ctx, &tree, text, profile)?;
+    let stamp = obj.join(".teeny-build-stamp");
+    if let (Action::Build, Some(inputs)) = (&action, &inputs)
+        && fs::read_to_string(&stamp).is_ok_and(|s| s == *inputs)
+    {
+        // An immutable source and unchanged inputs: the kernel in obj is this build's, no make needed.
+        let kernel = built(&obj, profile)?;
+        eprintln!("kernel {name} is up to date in {obj} (release {})", kernel.release);
+        return Ok(Some(kernel));
+    }
+    let _ = fs::remove_file(&stamp);
     configure(ctx, &tree, &obj, path, text, profile)?;
     match action {
-        Action::Build => compile(ctx, &tree, &obj, profile).map(Some),
+        Action::Build => {
+            let kernel = compile(ctx, &tree, &obj, name, text, profile, start)?;
+            if let Some(inputs) = inputs {
+                write_atomic(&stamp, inputs.as_bytes())?;
+            }
+            Ok(Some(kernel))
+        }
         Action::Configure => Ok(None),
         Action::Edit(tool) => {
             let tool = format!("{tool:?}").to_lowercase();
@@ -216,10 +246,25 @@ fn run_profile(
     }
 }
 
+/// Everything that goes into a build of an immutable source, hashed: the config file, the
+/// bundled fragments it merges, the source tarball, the builder image and make's environment.
+/// None for a user's source tree, where only make knows what changed.
+fn inputs(ctx: &Ctx, tree: &Tree, text: &str, profile: &Profile) -> Result<Option<String>> {
+    let Some(source) = &tree.id else { return Ok(None) };
+    let image = crate::builder::identity(ctx)?;
+    let (_, fragments) = bundled(tree, profile)?;
+    let env: Vec<String> = REPRODUCIBLE.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut parts: Vec<&[u8]> = vec![text.as_bytes(), source.as_bytes(), image.as_bytes()];
+    parts.extend(fragments.iter().map(|t| t.as_bytes()));
+    parts.extend(env.iter().map(|e| e.as_bytes()));
+    Ok(Some(sha256_hex(&parts)))
+}
+
 fn make(tree: &Tree, obj: &Utf8Path, args: &[&str]) -> Step {
     let o = format!("O={obj}");
     let argv: Vec<&str> = ["make", o.as_str()].into_iter().chain(args.iter().copied()).collect();
-    REPRODUCIBLE.iter().fold(tree.step(&argv), |s, (k, v)| s.env(k, v))
+    let step = tree.step(&argv).log(obj.file_name().unwrap_or("linux"));
+    REPRODUCIBLE.iter().fold(step, |s, (k, v)| s.env(k, v))
 }
 
 /// The kernel's own fragments named by `#: merge`, as settings.
@@ -317,23 +362,65 @@ fn save(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str, pro
     Ok(())
 }
 
-fn compile(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
-    ctx.runner()?.run(&make(tree, obj, &[&format!("-j{}", ctx.jobs)]))?;
-    let (bzimage, vmlinux) = (obj.join("arch/x86/boot/bzImage"), obj.join("vmlinux"));
-    let kernel = Kernel {
-        image: if profile.boot_vmlinux { vmlinux.clone() } else { bzimage.clone() },
-        bzimage,
-        vmlinux,
-        release: fs::read_to_string(obj.join("include/config/kernel.release"))?.trim().to_owned(),
-        qemu_args: profile.qemu.clone(),
-        append: profile.append.clone(),
-        initramfs: profile.initramfs,
-    };
+fn compile(
+    ctx: &Ctx,
+    tree: &Tree,
+    obj: &Utf8Path,
+    name: &str,
+    text: &str,
+    profile: &Profile,
+    start: std::time::Instant,
+) -> Result<Kernel> {
+    let stats_log = obj.join(".teeny-ccache-stats.log");
+    let build = make(tree, obj, &[&format!("-j{}", ctx.jobs)]);
+    ctx.runner()?.run(&crate::ccache::apply(ctx, build.clone(), &stats_log)?)?;
+    let kernel = built(obj, profile)?;
     for f in [&kernel.vmlinux, &kernel.bzimage] {
         eprintln!("{f} ({} bytes)", fs::metadata(f)?.len());
     }
     eprintln!("kernel release {}", kernel.release);
+    let ccache = crate::ccache::stats(&stats_log);
+    if let Some(c) = ccache {
+        eprintln!("ccache: {} hits, {} misses", c.hits, c.misses);
+    }
+    let recipe = [make(tree, obj, &[&profile.base]), make(tree, obj, &["olddefconfig"]), build];
+    let record = record::Record {
+        config: name.to_owned(),
+        config_sha256: sha256_hex(&[text.as_bytes()]),
+        base: profile.base.clone(),
+        merge: profile.merge.clone(),
+        source: record::Source { version: tree.version.clone(), sha256: tree.id.clone(), dir: tree.dir.clone() },
+        builder_image: ctx.runner()?.image().unwrap_or("host").to_owned(),
+        gcc: kconfig::value_of(&fs::read_to_string(obj.join(".config"))?, "CC_VERSION_TEXT")
+            .map(|v| v.trim_matches('"').to_owned()),
+        make: recipe.iter().map(|s| crate::runner::display(&s.argv)).collect(),
+        duration_s: start.elapsed().as_secs_f64(),
+        vmlinux: record::Artifact::of(&kernel.vmlinux)?,
+        bzimage: record::Artifact::of(&kernel.bzimage)?,
+        ccache,
+        warnings: record::warnings(&fs::read_to_string(ctx.runner()?.log_path(&recipe[2]))?),
+    };
+    write_atomic(&obj.join(record::FILE), serde_json::to_string_pretty(&record)?.as_bytes())?;
     Ok(kernel)
+}
+
+/// The kernel already built in `obj`, booted as `profile` says.
+fn built(obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
+    let (bzimage, vmlinux) = (obj.join("arch/x86/boot/bzImage"), obj.join("vmlinux"));
+    for f in [&bzimage, &vmlinux] {
+        anyhow::ensure!(f.is_file(), "{f} is missing: the kernel in {obj} is not built");
+    }
+    let release = obj.join("include/config/kernel.release");
+    Ok(Kernel {
+        obj: obj.to_owned(),
+        image: if profile.boot_vmlinux { vmlinux.clone() } else { bzimage.clone() },
+        bzimage,
+        vmlinux,
+        release: fs::read_to_string(&release)?.trim().to_owned(),
+        qemu_args: profile.qemu.clone(),
+        append: profile.append.clone(),
+        initramfs: profile.initramfs,
+    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 mod bench;
 mod builder;
 mod busybox;
+mod ccache;
 mod ctx;
 mod initramfs;
 mod kconfig;
@@ -13,34 +14,45 @@ mod sources;
 
 use anyhow::Result;
 use camino::Utf8PathBuf;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use ctx::Ctx;
 use runner::RunnerKind;
 
 /// Build a tiny Linux system (kernel + static busybox in an initramfs) and boot it in qemu.
 ///
 /// Every `make` runs with an out-of-tree `O=` folder under build/ inside a Docker builder image.
+const GLOBAL: &str = "Global options (before or after the command)";
+
 #[derive(Parser)]
 #[command(bin_name = "cargo xtask", arg_required_else_help = true)]
 struct Cli {
     /// Where build steps run.
-    #[arg(long, global = true, env = "TEENY_RUNNER", default_value = "docker")]
+    #[arg(long, global = true, env = "TEENY_RUNNER", default_value = "docker", help_heading = GLOBAL)]
     runner: RunnerKind,
     /// Parallel make jobs [default: number of CPUs].
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     jobs: Option<usize>,
+    /// Stream every build step's full output (by default it goes to a log under build/logs/).
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
+    verbose: bool,
     /// Folder for every build output [default: build/ in the repository].
-    #[arg(long, global = true, env = "TEENY_BUILD_DIR")]
+    #[arg(long, global = true, env = "TEENY_BUILD_DIR", help_heading = GLOBAL)]
     build_dir: Option<Utf8PathBuf>,
     /// Use this kernel tarball or source tree instead of the pinned download.
-    #[arg(long, global = true, env = "TEENY_KERNEL_SOURCE")]
+    #[arg(long, global = true, env = "TEENY_KERNEL_SOURCE", help_heading = GLOBAL)]
     kernel_source: Option<Utf8PathBuf>,
     /// Use this busybox tarball or source tree instead of the pinned download.
-    #[arg(long, global = true, env = "TEENY_BUSYBOX_SOURCE")]
+    #[arg(long, global = true, env = "TEENY_BUSYBOX_SOURCE", help_heading = GLOBAL)]
     busybox_source: Option<Utf8PathBuf>,
     /// Folder of kernel config files [default: kernel-configs/ in the repository].
-    #[arg(long, global = true, env = "TEENY_KERNEL_CONFIGS")]
+    #[arg(long, global = true, env = "TEENY_KERNEL_CONFIGS", help_heading = GLOBAL)]
     kernel_configs: Option<Utf8PathBuf>,
+    /// The compiler cache folder [default: ccache/ in the build folder].
+    #[arg(long, global = true, env = "TEENY_CCACHE_DIR", help_heading = GLOBAL)]
+    ccache_dir: Option<Utf8PathBuf>,
+    /// Compile without ccache.
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    no_ccache: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -133,9 +145,9 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
-    /// Remove build outputs (everything under the build folder; downloads stay unless --all).
+    /// Remove build outputs (everything under the build folder; downloads and ccache stay unless --all).
     Clean {
-        /// Also remove the download cache under the build folder.
+        /// Also remove the download cache and the compiler cache under the build folder.
         #[arg(long)]
         all: bool,
     },
@@ -148,10 +160,50 @@ fn main() {
     }
 }
 
+/// Parses the command line. An option given to the wrong command gets one line naming the
+/// commands that take it, instead of clap's nearest-spelling guess.
+fn parse() -> Cli {
+    let err = match Cli::try_parse() {
+        Ok(cli) => return cli,
+        Err(err) => err,
+    };
+    if err.kind() == clap::error::ErrorKind::UnknownArgument
+        && let Some(clap::error::ContextValue::String(arg)) = err.get(clap::error::ContextKind::InvalidArg)
+        && let Some(hint) = misplaced_option(arg)
+    {
+        eprintln!("error: {hint}");
+        std::process::exit(2);
+    }
+    err.exit()
+}
+
+/// `--kvm is an option of `cargo xtask qemu --kvm` and …`, if some command takes `arg`.
+fn misplaced_option(arg: &str) -> Option<String> {
+    let long = arg.split('=').next()?.strip_prefix("--")?;
+    let owners: Vec<String> = Cli::command()
+        .get_subcommands()
+        .filter(|c| c.get_arguments().any(|a| a.get_long() == Some(long)))
+        .map(|c| format!("`cargo xtask {} --{long}`", c.get_name()))
+        .collect();
+    (!owners.is_empty())
+        .then(|| format!("--{long} is an option of {}: put it after the command's name", owners.join(" and ")))
+}
+
 fn try_main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = parse();
+    runner::stop_steps_on_signals()?;
     let jobs = cli.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let ctx = Ctx::new(cli.build_dir, jobs, cli.runner, cli.kernel_source, cli.busybox_source, cli.kernel_configs)?;
+    let ctx = Ctx::new(ctx::Settings {
+        build: cli.build_dir,
+        jobs,
+        runner: cli.runner,
+        kernel_source: cli.kernel_source,
+        busybox_source: cli.busybox_source,
+        kernel_configs: cli.kernel_configs,
+        ccache_dir: cli.ccache_dir,
+        no_ccache: cli.no_ccache,
+        verbose: cli.verbose,
+    })?;
     match cli.command {
         Command::Builder => {
             ctx.runner()?;
@@ -201,4 +253,30 @@ fn try_main() -> Result<()> {
         Command::Clean { all } => ctx::clean(&ctx, all)?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn an_option_of_another_command_names_that_command() {
+        let hint = misplaced_option("--kvm").unwrap();
+        assert!(hint.contains("`cargo xtask qemu --kvm`") && hint.contains("`cargo xtask bench --kvm`"), "{hint}");
+        assert!(misplaced_option("--kernel=fast").unwrap().contains("`cargo xtask qemu --kernel`"));
+        assert_eq!(misplaced_option("--no-such-flag"), None);
+        assert_eq!(misplaced_option("-x"), None);
+    }
+
+    #[test]
+    fn global_options_have_their_own_heading() {
+        let help = Cli::command().render_help().to_string();
+        let global = help.find(GLOBAL).expect("global heading");
+        assert!(help[global..].contains("--build-dir") && help[global..].contains("--no-ccache"), "{help}");
+    }
 }

@@ -307,6 +307,7 @@ mod tests {
     #[test]
     fn a_configs_own_settings_come_before_the_users() {
         let kernel = Kernel {
+            obj: "/o".into(),
             bzimage: "/o/bzImage".into(),
             vmlinux: "/o/vmlinux".into(),
             release: "6.1".into(),

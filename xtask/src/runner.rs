@@ -1,9 +1,17 @@
 //! The one place that turns a build step into a command line: in the builder container
 //! (docker or podman) or, with `--runner host`, directly on this machine.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
-use std::io::IsTerminal;
+use fs_err as fs;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// Where build steps run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -43,11 +51,22 @@ pub struct Step {
     pub mounts: Vec<Mount>,
     /// Needs the user's terminal (menuconfig and friends).
     pub interactive: bool,
+    /// The log under build/logs/ that gets the output (`NAME.log`), e.g. the `O=` folder's name.
+    pub log: String,
 }
 
 impl Step {
     pub fn new(cwd: &Utf8Path, argv: &[&str]) -> Step {
-        Step { argv: argv.iter().map(|s| s.to_string()).collect(), cwd: cwd.to_owned(), ..Step::default() }
+        Step {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            cwd: cwd.to_owned(),
+            log: "steps".into(),
+            ..Step::default()
+        }
+    }
+    pub fn log(mut self, name: &str) -> Step {
+        self.log = name.to_owned();
+        self
     }
     pub fn env(mut self, key: &str, value: &str) -> Step {
         self.env.push((key.to_owned(), value.to_owned()));
@@ -75,9 +94,11 @@ pub struct Container {
     pub stdin_is_tty: bool,
 }
 
-/// The full `docker run …` argv for a step. Pure, so it is unit-tested.
-pub fn container_argv(c: &Container, step: &Step) -> Vec<String> {
+/// The full `docker run …` argv for a step, in a container called `name` (so that it can be
+/// stopped by name on an interrupt). Pure, so it is unit-tested.
+pub fn container_argv(c: &Container, step: &Step, name: &str) -> Vec<String> {
     let mut argv: Vec<String> = vec![c.engine.clone(), "run".into(), "--rm".into(), "--init".into()];
+    argv.push(format!("--name={name}"));
     // Files in build/ belong to the user, not to root.
     argv.push(format!("--user={}:{}", c.uid, c.gid));
     if c.engine == "podman" {
@@ -127,56 +148,254 @@ pub fn display(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Runs steps in the container or on the host.
+/// Runs steps in the container or on the host. Output goes to a log under `logs`; the terminal
+/// gets the command, one live status line and, on failure, the log's end (`verbose`: everything).
 pub struct Runner {
     container: Option<Container>,
+    logs: Utf8PathBuf,
+    verbose: bool,
+    /// Logs already started by this process: the first step of a run truncates, later ones append.
+    opened: RefCell<HashSet<String>>,
 }
 
+/// Lines of a failed step's log shown on the terminal.
+const FAILURE_TAIL: usize = 40;
+
 impl Runner {
-    pub fn host() -> Runner {
-        Runner { container: None }
+    pub fn new(container: Option<Container>, logs: Utf8PathBuf, verbose: bool) -> Runner {
+        Runner { container, logs, verbose, opened: RefCell::default() }
     }
 
-    pub fn container(engine: &str, image: &str, workdirs: Vec<Utf8PathBuf>) -> Runner {
+    /// The container settings for `engine` and `image`, as this user with this terminal.
+    pub fn container(engine: &str, image: &str, workdirs: Vec<Utf8PathBuf>) -> Container {
         // SAFETY: getuid/getgid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        Runner {
-            container: Some(Container {
-                engine: engine.into(),
-                image: image.into(),
-                uid,
-                gid,
-                workdirs,
-                stdin_is_tty: std::io::stdin().is_terminal(),
-            }),
+        Container {
+            engine: engine.into(),
+            image: image.into(),
+            uid,
+            gid,
+            workdirs,
+            stdin_is_tty: std::io::stdin().is_terminal(),
         }
     }
 
-    /// The argv that really runs: the container wrapper around the step, or the step itself.
-    fn argv(&self, step: &Step) -> Vec<String> {
-        match &self.container {
-            Some(c) => container_argv(c, step),
-            None => step.argv.clone(),
-        }
+    pub fn image(&self) -> Option<&str> {
+        self.container.as_ref().map(|c| c.image.as_str())
     }
 
-    /// Prints the step as the user would type it, then runs it to completion. Its output goes to
-    /// stderr: stdout carries only results (a guest command's output, tables).
+    /// Prints the step as the user would type it, then runs it to completion, logging its output.
     pub fn run(&self, step: &Step) -> Result<()> {
         eprintln!("$ {}", display(&step.argv));
-        let argv = self.argv(step);
+        let name = format!("teeny-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let argv = match &self.container {
+            Some(c) => container_argv(c, step, &name),
+            None => step.argv.clone(),
+        };
         let mut cmd = std::process::Command::new(&argv[0]);
         cmd.args(&argv[1..]);
         if self.container.is_none() {
             cmd.current_dir(&step.cwd).envs(step.env.iter().map(|(k, v)| (k, v)));
         }
-        if !step.interactive {
-            // Like a CI job: build steps never wait for input.
-            cmd.stdin(std::process::Stdio::null()).stdout(std::io::stderr());
+        if step.interactive {
+            let status = cmd.status().with_context(|| format!("cannot start {}", argv[0]))?;
+            anyhow::ensure!(status.success(), "`{}` failed: {status}", display(&step.argv));
+            return Ok(());
         }
-        let status = cmd.status().with_context(|| format!("cannot start {}", argv[0]))?;
-        anyhow::ensure!(status.success(), "`{}` failed: {status}", display(&step.argv));
+        // Like a CI job: build steps never wait for input. Their own process group, so that a
+        // Ctrl-C reaches them only through `interrupt` (which also stops the container).
+        cmd.stdin(Stdio::null()).process_group(0);
+        let log_path = self.log_path(step);
+        let mut log = self.open_log(&log_path, &step.log)?;
+        writeln!(log, "$ {}", display(&step.argv))?;
+        let (reader, writer) = std::io::pipe().context("creating a pipe")?;
+        cmd.stdout(writer.try_clone()?).stderr(writer);
+        let child = cmd.spawn().with_context(|| format!("cannot start {}", argv[0]))?;
+        // The Command holds the pipe's write end: drop it, or the output never ends.
+        drop(cmd);
+        let current = Current { pid: child.id(), container: self.container.as_ref().map(|c| (c.engine.clone(), name)) };
+        *CURRENT.lock().unwrap() = Some(current);
+        let status = Status::new(self.verbose);
+        let mut tail = std::collections::VecDeque::new();
+        let mut reader = std::io::BufReader::new(reader);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).context("reading the step's output")? > 0 {
+            log.write_all(&line)?;
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end();
+            status.line(text);
+            if tail.len() == FAILURE_TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(text.to_owned());
+            line.clear();
+        }
+        let mut child = child;
+        let result = child.wait();
+        *CURRENT.lock().unwrap() = None;
+        let status_code = result.with_context(|| format!("waiting for {}", argv[0]))?;
+        log.flush()?;
+        status.finish();
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            // The signal thread is stopping everything and exits with the signal's status.
+            loop {
+                std::thread::park();
+            }
+        }
+        if !status_code.success() {
+            let shown: Vec<String> = tail.iter().map(|l| format!("  | {l}")).collect();
+            bail!("`{}` failed: {status_code}; last lines of {log_path}:\n{}", display(&step.argv), shown.join("\n"));
+        }
         Ok(())
+    }
+
+    /// Where a step's output goes.
+    pub fn log_path(&self, step: &Step) -> Utf8PathBuf {
+        self.logs.join(format!("{}.log", step.log))
+    }
+
+    fn open_log(&self, path: &Utf8Path, name: &str) -> Result<std::io::BufWriter<fs::File>> {
+        fs::create_dir_all(&self.logs)?;
+        let first = self.opened.borrow_mut().insert(name.to_owned());
+        let file = fs::OpenOptions::new().create(true).write(true).append(!first).truncate(first).open(path)?;
+        if first {
+            eprintln!("  (output: {path})");
+        }
+        Ok(std::io::BufWriter::new(file))
+    }
+}
+
+/// The terminal's view of a running step: every line with `-v`, else one status line (elapsed
+/// time, the last output line) redrawn in place on a terminal, or every 30 s in a log.
+struct Status {
+    verbose: bool,
+    tty: bool,
+    start: Instant,
+    last: Cell<Option<Instant>>,
+}
+
+impl Status {
+    fn new(verbose: bool) -> Status {
+        Status { verbose, tty: std::io::stderr().is_terminal(), start: Instant::now(), last: Cell::new(None) }
+    }
+
+    fn line(&self, text: &str) {
+        if self.verbose {
+            eprintln!("{text}");
+            return;
+        }
+        let every = if self.tty { Duration::from_millis(100) } else { Duration::from_secs(30) };
+        let now = Instant::now();
+        if self.last.get().is_some_and(|t| now - t < every) || text.is_empty() {
+            return;
+        }
+        self.last.set(Some(now));
+        let line = status_line(now - self.start, text, terminal_width());
+        if self.tty { eprint!("\r\x1b[K{line}") } else { eprintln!("{line}") }
+    }
+
+    fn finish(&self) {
+        if self.tty && !self.verbose && self.last.get().is_some() {
+            eprint!("\r\x1b[K");
+        }
+        if !self.verbose {
+            eprintln!("  done in {}", elapsed(self.start.elapsed()));
+        }
+    }
+}
+
+/// `  [1m05s] CC kernel/fork.o`, cut to `width` columns.
+fn status_line(elapsed_time: Duration, text: &str, width: usize) -> String {
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = format!("  [{}] {words}", elapsed(elapsed_time));
+    line.chars().take(width.saturating_sub(1)).collect()
+}
+
+/// `42s` or `3m05s`.
+pub fn elapsed(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 { format!("{}.{}s", s, d.subsec_millis() / 100) } else { format!("{}m{:02}s", s / 60, s % 60) }
+}
+
+fn terminal_width() -> usize {
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+        ws.ws_col as usize
+    } else {
+        100
+    }
+}
+
+/// The step running now, for the signal handler.
+struct Current {
+    pid: u32,
+    /// Engine and container name.
+    container: Option<(String, String)>,
+}
+
+static CURRENT: Mutex<Option<Current>> = Mutex::new(None);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// On SIGINT, SIGTERM or SIGHUP: stop the running step (its container by name: the docker
+/// client does not reliably forward signals) and exit with 128 + the signal, as a shell does.
+pub fn stop_steps_on_signals() -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            if let Some(current) = CURRENT.lock().unwrap().take() {
+                eprintln!("\ninterrupted: stopping the running step");
+                stop(&current);
+            }
+            std::process::exit(128 + sig);
+        }
+    });
+    Ok(())
+}
+
+/// Stops the builder containers left by process `pid` (named `teeny-PID-N`), e.g. one killed
+/// with SIGKILL, which could not stop them itself.
+pub fn stop_containers_of(engine: &str, pid: &str) {
+    let filter = format!("name=^teeny-{pid}-");
+    let Ok(out) = std::process::Command::new(engine).args(["ps", "-q", "--filter", &filter]).output() else { return };
+    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        eprintln!("stopping its container {id}");
+        let _ = std::process::Command::new(engine).args(["kill", id]).stdout(Stdio::null()).status();
+    }
+}
+
+/// SIGINT to every process of the step (make deletes the target it was writing), then after a
+/// grace period SIGKILL; a container is stopped the same way by name, which also removes it.
+fn stop(current: &Current) {
+    let quiet = |argv: &[&str]| {
+        std::process::Command::new(argv[0]).args(&argv[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status()
+    };
+    let pgid = current.pid as libc::pid_t;
+    match &current.container {
+        Some((engine, name)) => {
+            let _ = quiet(&[engine, "exec", name, "sh", "-c", "kill -INT -1"]);
+        }
+        // SAFETY: signals our own child's process group.
+        None => unsafe {
+            libc::kill(-pgid, libc::SIGINT);
+        },
+    }
+    let grace = Instant::now() + Duration::from_secs(2);
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    while Instant::now() < grace && unsafe { libc::kill(pgid, 0) } == 0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    match &current.container {
+        Some((engine, name)) => {
+            let _ = quiet(&[engine, "kill", name]);
+        }
+        // SAFETY: as above.
+        None => unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        },
     }
 }
 
@@ -202,7 +421,7 @@ mod tests {
 
     #[test]
     fn runs_as_the_user_without_network_with_same_path_mounts() {
-        let argv = container_argv(&container(false), &make_step());
+        let argv = container_argv(&container(false), &make_step(), "n");
         let s = argv.join(" ");
         assert_eq!(&argv[..4], ["docker", "run", "--rm", "--init"]);
         assert!(argv.contains(&"--user=1000:100".to_string()), "{s}");
@@ -219,15 +438,15 @@ mod tests {
     #[test]
     fn terminal_only_for_interactive_steps_with_a_terminal() {
         let step = make_step().interactive();
-        assert!(container_argv(&container(true), &step).contains(&"-it".to_string()));
-        assert!(!container_argv(&container(false), &step).contains(&"-it".to_string()));
-        assert!(!container_argv(&container(true), &make_step()).contains(&"-it".to_string()));
+        assert!(container_argv(&container(true), &step, "n").contains(&"-it".to_string()));
+        assert!(!container_argv(&container(false), &step, "n").contains(&"-it".to_string()));
+        assert!(!container_argv(&container(true), &make_step(), "n").contains(&"-it".to_string()));
     }
 
     #[test]
     fn extra_mounts_are_added_once_and_read_only_when_asked() {
         let step = make_step().mount("/usr/src/linux".into(), true).mount("/home/u/teeny/build/downloads".into(), true);
-        let argv = container_argv(&container(false), &step);
+        let argv = container_argv(&container(false), &step, "n");
         assert!(argv.contains(&"--volume=/usr/src/linux:/usr/src/linux:ro".to_string()));
         assert_eq!(argv.iter().filter(|a| a.starts_with("--volume=")).count(), 2);
     }
@@ -236,7 +455,21 @@ mod tests {
     fn podman_keeps_the_user_id() {
         let mut c = container(false);
         c.engine = "podman".into();
-        assert!(container_argv(&c, &make_step()).contains(&"--userns=keep-id".to_string()));
+        assert!(container_argv(&c, &make_step(), "n").contains(&"--userns=keep-id".to_string()));
+    }
+
+    #[test]
+    fn containers_are_named_so_they_can_be_stopped() {
+        let argv = container_argv(&container(false), &make_step(), "teeny-42-0");
+        assert!(argv.contains(&"--name=teeny-42-0".to_string()));
+    }
+
+    #[test]
+    fn status_line_shows_elapsed_time_and_the_last_output_fitting_the_terminal() {
+        let line = status_line(Duration::from_secs(65), "  CC      kernel/fork.o", 80);
+        assert_eq!(line, "  [1m05s] CC kernel/fork.o");
+        assert_eq!(status_line(Duration::from_millis(4200), &"x".repeat(200), 30).chars().count(), 29);
+        assert_eq!(elapsed(Duration::from_millis(4270)), "4.2s");
     }
 
     #[test]

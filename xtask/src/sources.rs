@@ -79,6 +79,9 @@ pub struct Tree {
     pub version: String,
     /// A user's own tree: mounted read-only, so `O=` builds cannot write into it.
     pub user_dir: bool,
+    /// The sha256 of the tarball it was unpacked from: an immutable source, so a build of it
+    /// with unchanged inputs is up to date without asking make. None for a user's tree.
+    pub id: Option<String>,
 }
 
 impl Tree {
@@ -99,10 +102,10 @@ pub fn fetch(ctx: &Ctx, package: Package) -> Result<Tree> {
         Some(p) if p.is_dir() => {
             let version = check_tree(package, p)?;
             eprintln!("using {} {version} from {p}", package.name());
-            Ok(Tree { dir: p.clone(), version, user_dir: true })
+            Ok(Tree { dir: p.clone(), version, user_dir: true, id: None })
         }
         Some(p) if p.is_file() => {
-            let sha = sha256_file(p, None)?;
+            let sha = cached_sha256(ctx, p)?;
             let stem = p.file_name().unwrap_or("source");
             let stem = [".tar.xz", ".tar.bz2", ".tar.gz", ".tgz", ".tar"]
                 .iter()
@@ -119,14 +122,51 @@ pub fn fetch(ctx: &Ctx, package: Package) -> Result<Tree> {
                 .with_context(|| format!("sources.txt has no `{}` line", package.name()))?;
             let downloads = downloads_dir(ctx);
             let tarball = downloads.join(pin.file_name());
+            let name = format!("{}-{}", pin.name, pin.version);
+            if let Some(tree) = unpacked(ctx, package, &name, &pin.sha256)? {
+                // Unpacked from bytes that matched the pin: no need to hash the tarball again.
+                return Ok(tree);
+            }
             if tarball.exists() {
                 verify(&tarball, &pin.sha256)?;
             } else {
                 download(pin, &tarball)?;
             }
-            extract(ctx, package, &tarball, &format!("{}-{}", pin.name, pin.version), &pin.sha256)
+            extract(ctx, package, &tarball, &name, &pin.sha256)
         }
     }
+}
+
+/// The sha256 of a tarball override, remembered by path, size and mtime: hashing the kernel's
+/// 140 MB on every command would cost more than a whole boot.
+fn cached_sha256(ctx: &Ctx, path: &Utf8Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path)?;
+    let key = format!("{path} {} {}.{}", meta.len(), meta.mtime(), meta.mtime_nsec());
+    let cache = ctx
+        .build
+        .join("src")
+        .join(format!(".override-{}.sha256", &crate::ctx::sha256_hex(&[path.as_str().as_bytes()])[..12]));
+    if let Some(sha) =
+        fs::read_to_string(&cache).ok().and_then(|t| t.strip_prefix(&format!("{key} ")).map(str::to_owned))
+    {
+        return Ok(sha);
+    }
+    let sha = sha256_file(path, None)?;
+    fs::create_dir_all(cache.parent().unwrap())?;
+    write_atomic(&cache, format!("{key} {sha}").as_bytes())?;
+    Ok(sha)
+}
+
+/// `build/src/NAME` if it was unpacked from the tarball with sha256 `sha`.
+fn unpacked(ctx: &Ctx, package: Package, name: &str, sha: &str) -> Result<Option<Tree>> {
+    let src = ctx.build.join("src");
+    let dest = src.join(name);
+    if !(dest.is_dir() && fs::read_to_string(src.join(format!(".{name}.sha256"))).is_ok_and(|s| s.trim() == sha)) {
+        return Ok(None);
+    }
+    let version = check_tree(package, &dest)?;
+    Ok(Some(Tree { dir: dest, version, user_dir: false, id: Some(sha.to_owned()) }))
 }
 
 fn pins(ctx: &Ctx) -> Result<Vec<Pin>> {
@@ -144,13 +184,17 @@ fn downloads_dir(ctx: &Ctx) -> Utf8PathBuf {
 /// Unpacks `tarball` (already verified, with sha256 `sha`) to `build/src/NAME`, unless that
 /// tree was already unpacked from the same bytes.
 fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &str) -> Result<Tree> {
+    if let Some(tree) = unpacked(ctx, package, name, sha)? {
+        return Ok(tree);
+    }
     let src = ctx.build.join("src");
     let dest = src.join(name);
-    let stamp = src.join(format!(".{name}.sha256"));
-    if dest.is_dir() && fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == sha) {
-        let version = check_tree(package, &dest)?;
-        return Ok(Tree { dir: dest, version, user_dir: false });
+    // Two commands unpacking the same tree wait for each other; the second finds it done.
+    let _lock = ctx.lock(&dest)?;
+    if let Some(tree) = unpacked(ctx, package, name, sha)? {
+        return Ok(tree);
     }
+    let stamp = src.join(format!(".{name}.sha256"));
     // Unpack beside the destination and rename: an interrupted extraction is never taken for a tree.
     let tmp = tmp_sibling(&dest);
     if tmp.exists() {
@@ -158,7 +202,9 @@ fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &st
     }
     fs::create_dir_all(&tmp)?;
     let tarball_dir = tarball.parent().context("tarball has no parent folder")?;
-    let step = Step::new(&src, &["tar", "-xf", tarball.as_str(), "-C", tmp.as_str()]).mount(tarball_dir, true);
+    let step = Step::new(&src, &["tar", "-xf", tarball.as_str(), "-C", tmp.as_str()])
+        .mount(tarball_dir, true)
+        .log(&format!("unpack-{name}"));
     ctx.runner()?.run(&step)?;
     let top: Vec<_> = fs::read_dir(&tmp)?.collect::<std::io::Result<_>>()?;
     let [top] = &top[..] else { bail!("{tarball} does not unpack to a single folder") };
@@ -172,7 +218,7 @@ fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &st
     fs::remove_dir(&tmp)?;
     write_atomic(&stamp, sha.as_bytes())?;
     eprintln!("unpacked {} {version} into {dest}", package.name());
-    Ok(Tree { dir: dest, version, user_dir: false })
+    Ok(Tree { dir: dest, version, user_dir: false, id: Some(sha.to_owned()) })
 }
 
 /// Checks that `dir` looks like the package's tree and returns its version from the Makefile.
@@ -214,7 +260,7 @@ fn check_sha(path: &Utf8Path, expected: &str, actual: &str) -> Result<()> {
 }
 
 /// sha256 of a file, optionally copying the bytes to `copy` on the way (downloads).
-fn sha256_file(path: &Utf8Path, copy: Option<&mut dyn Write>) -> Result<String> {
+pub fn sha256_file(path: &Utf8Path, copy: Option<&mut dyn Write>) -> Result<String> {
     hash_reader(&mut fs::File::open(path)?, copy, None).with_context(|| format!("reading {path}"))
 }
 
