@@ -313,3 +313,172 @@ fn bench_reports_a_row_with_json_and_charts() {
     assert!(svg.starts_with("<svg") && svg.contains("allnoconfig"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A private copy of kernel-configs/allnoconfig.config named NAME in a folder of its own, for
+/// tests that need an `O=` folder nobody else uses; returns that folder.
+fn private_config(name: &str, extra: &str) -> PathBuf {
+    let dir = temp_dir(&format!("configs-{name}"));
+    let text = std::fs::read_to_string(root().join("kernel-configs/allnoconfig.config")).unwrap();
+    std::fs::write(dir.join(format!("{name}.config")), text + extra).unwrap();
+    let _ = std::fs::remove_dir_all(obj_of(name));
+    dir
+}
+
+#[test]
+fn a_built_kernel_is_up_to_date_without_make_until_its_config_changes() {
+    let _g = serial();
+    ok(&["kernel", "allnoconfig"]);
+    let out = xtask(&["kernel", "allnoconfig"]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("is up to date") && !err.contains("$ make"), "{err}");
+    // A booted command on a built tree runs no container at all.
+    let out = guest("allnoconfig", &["true"]);
+    assert!(out.status.success() && !stderr(&out).contains("$ make"), "{}", stderr(&out));
+    // One more line in the config file: make runs again (and finds the .config it already has).
+    let dir = temp_dir("changed-config");
+    let text = std::fs::read_to_string(root().join("kernel-configs/allnoconfig.config")).unwrap();
+    std::fs::write(dir.join("allnoconfig.config"), text + "# CONFIG_PRINTK_TIME is not set\n").unwrap();
+    let out = xtask_env(&["kernel", "allnoconfig"], &[("TEENY_KERNEL_CONFIGS", &dir)]);
+    assert!(out.status.success() && stderr(&out).contains("$ make"), "{}", stderr(&out));
+    // Back to the repository's file: a change again, so make runs once more.
+    let out = xtask(&["kernel", "allnoconfig"]);
+    assert!(out.status.success() && stderr(&out).contains("$ make"), "{}", stderr(&out));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn build_output_goes_to_a_log_and_verbose_streams_it() {
+    let _g = serial();
+    let dir = private_config("logs", "");
+    let env = [("TEENY_KERNEL_CONFIGS", dir.as_path())];
+    let out = xtask_env(&["kernel", "logs", "--configure"], &env);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    let log = build_dir().join("logs/linux-x86-logs.log");
+    assert!(err.contains("$ make") && err.contains(log.to_str().unwrap()), "{err}");
+    assert!(!err.contains("HOSTCC"), "make's own output is in the log only: {err}");
+    assert!(std::fs::read_to_string(&log).unwrap().contains("HOSTCC"));
+    std::fs::remove_dir_all(obj_of("logs")).unwrap();
+    let out = xtask_env(&["-v", "kernel", "logs", "--configure"], &env);
+    assert!(out.status.success() && stderr(&out).contains("HOSTCC"), "-v streams it");
+    // An unusable compiler cache is named before anything runs.
+    let out = xtask_env(&["kernel", "logs", "--configure"], &[env[0], ("TEENY_CCACHE_DIR", Path::new("/proc/teeny"))]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("the ccache folder /proc/teeny is not writable"), "{}", stderr(&out));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn user_errors_are_caught_before_any_work() {
+    let _g = serial();
+    let bench_svg = build_dir().join("bench/bench.svg");
+    let before = std::fs::metadata(&bench_svg).and_then(|m| m.modified()).ok();
+    let out = xtask(&["bench", "--configs", "allnoconfig,fsat", "--runs", "1"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("unknown kernel config `fsat`: choose one of") && !err.contains("boot 1/1"), "{err}");
+    assert_eq!(before, std::fs::metadata(&bench_svg).and_then(|m| m.modified()).ok(), "the chart was replaced");
+
+    let spaced = temp_dir("with space").join("build dir");
+    let out = xtask_env(&["kernel", "allnoconfig"], &[("TEENY_BUILD_DIR", &spaced)]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("contains a space"), "{}", stderr(&out));
+
+    let out = xtask(&["--kernel", "fast", "qemu"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--kernel is an option of `cargo xtask qemu --kernel`"), "{}", stderr(&out));
+}
+
+/// The xtask binary itself, so that a signal reaches it and not cargo.
+fn xtask_bin() -> PathBuf {
+    let built = Command::new(env!("CARGO")).args(["build", "-q", "-p", "xtask"]).current_dir(root()).status();
+    assert!(built.unwrap().success());
+    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("debug/xtask")
+}
+
+/// Names of the running builder containers that process `pid` started.
+fn containers_of(pid: u32) -> Vec<String> {
+    let filter = format!("name=^teeny-{pid}-");
+    let out = Command::new("docker").args(["ps", "-q", "--filter", &filter]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect()
+}
+
+/// Starts `kernel NAME` (its own process group, as a shell job), waits for its first builder
+/// container, sends `signal` (to the whole group with `group`, as a terminal's Ctrl-C does),
+/// and checks that the container is gone within 5 s and the exit status is 128 + signal.
+fn interrupt_build(name: &str, env: &[(&str, &Path)], signal: i32, group: bool) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(xtask_bin());
+    cmd.args(["kernel", name]).current_dir(root()).stdin(std::process::Stdio::null()).process_group(0);
+    cmd.env("TEENY_BUILD_DIR", build_dir()).env("TEENY_DOWNLOADS", downloads());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let start = Instant::now();
+    while containers_of(pid).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no builder container started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let target = if group { -(pid as i32) } else { pid as i32 };
+    assert_eq!(unsafe { libc::kill(target, signal) }, 0);
+    let sent = Instant::now();
+    while !containers_of(pid).is_empty() {
+        assert!(sent.elapsed() < Duration::from_secs(5), "builder container still running 5 s after signal {signal}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(128 + signal));
+}
+
+fn record_of(name: &str) -> String {
+    std::fs::read_to_string(obj_of(name).join("teeny-build.json")).unwrap()
+}
+
+/// `"key": value` of the build record, by plain text search (the tests have no JSON parser).
+fn field<'a>(record: &'a str, key: &str) -> &'a str {
+    let at = record.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {record}")) + key.len() + 4;
+    record[at..].split([',', '\n', '}']).next().unwrap().trim().trim_matches('"')
+}
+
+#[test]
+fn concurrent_builds_wait_interrupts_stop_the_container_and_a_warm_cache_rebuilds_the_same_kernel() {
+    let _g = serial();
+    let dir = private_config("locks", "");
+    let cache = temp_dir("ccache");
+    let env = [("TEENY_KERNEL_CONFIGS", dir.as_path()), ("TEENY_CCACHE_DIR", cache.as_path())];
+    // Two builds of one O= folder: the second waits for the first, then finds it built.
+    let first = std::thread::scope(|s| {
+        let a = s.spawn(|| xtask_env(&["kernel", "locks"], &env));
+        std::thread::sleep(Duration::from_secs(3));
+        let b = xtask_env(&["kernel", "locks"], &env);
+        let a = a.join().unwrap();
+        assert!(a.status.success() && b.status.success());
+        assert!([&a, &b].iter().any(|o| stderr(o).contains("waiting for")), "the second build did not wait");
+        record_of("locks")
+    });
+    assert_ne!(field(&first, "misses"), "0", "a cold cache misses: {first}");
+    // The record's vmlinux and bzImage objects: sizes and sha256.
+    let images =
+        |r: &str| ["\"vmlinux\"", "\"bzimage\""].map(|k| r[r.find(k).unwrap()..].split('}').next().unwrap().to_owned());
+    let cold = images(&first);
+
+    // Interrupted builds leave no container behind.
+    std::fs::remove_dir_all(obj_of("locks")).unwrap();
+    interrupt_build("locks", &env, libc::SIGTERM, false);
+    interrupt_build("locks", &env, libc::SIGINT, true);
+
+    // After the O= folder is gone (as after `clean`), the warm cache rebuilds the same bytes.
+    std::fs::remove_dir_all(obj_of("locks")).unwrap();
+    let out = xtask_env(&["kernel", "locks"], &env);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("ccache: "), "{}", stderr(&out));
+    let warm = record_of("locks");
+    assert_ne!(field(&warm, "hits"), "0", "{warm}");
+    assert_eq!(images(&warm), cold, "a warm-cache build differs from the cold one");
+    for f in [dir, cache] {
+        std::fs::remove_dir_all(f).unwrap();
+    }
+}

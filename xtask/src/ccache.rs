@@ -23,14 +23,20 @@ pub struct Stats {
     pub misses: u64,
 }
 
+/// Fails, naming the folder, if the cache is on and cannot be written: checked before any step
+/// runs rather than deep inside a build.
+pub fn check(dir: Option<&Utf8Path>) -> Result<()> {
+    let Some(dir) = dir else { return Ok(()) };
+    let probe = dir.join(format!(".teeny-probe-{}", std::process::id()));
+    fs::create_dir_all(dir)
+        .and_then(|()| fs::write(&probe, b""))
+        .and_then(|()| fs::remove_file(&probe))
+        .with_context(|| format!("the ccache folder {dir} is not writable (set TEENY_CCACHE_DIR or use --no-ccache)"))
+}
+
 /// A compile step with the cache turned on (when it is), logging its counts to `stats_log`.
-/// Fails, naming the folder, if the cache cannot be written.
 pub fn apply(ctx: &Ctx, step: Step, stats_log: &Utf8Path) -> Result<Step> {
     let Some(dir) = &ctx.ccache else { return Ok(step) };
-    let probe = dir.join(format!(".teeny-probe-{}", std::process::id()));
-    fs::create_dir_all(dir).and_then(|()| fs::write(&probe, b"")).and_then(|()| fs::remove_file(&probe)).with_context(
-        || format!("the ccache folder {dir} is not writable (set TEENY_CCACHE_DIR or use --no-ccache)"),
-    )?;
     let _ = fs::remove_file(stats_log);
     let path = match ctx.runner_kind.engine() {
         Some(_) => CONTAINER_PATH.to_owned(),

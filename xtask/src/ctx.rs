@@ -79,6 +79,7 @@ impl Ctx {
                 );
             }
         }
+        crate::ccache::check(self.ccache.as_deref())?;
         let container = match self.runner_kind.engine() {
             None => None,
             Some(engine) => {
@@ -110,7 +111,7 @@ impl Ctx {
         // A holder that let go empties the file; text left behind means it died holding the lock.
         let stale = holder();
         if !stale.is_empty() {
-            eprintln!("note: took over the lock of {dir} from a process that died ({stale})");
+            eprintln!("note: taking over the lock of {dir} from a process that ended without releasing it ({stale})");
             if let (Some(engine), Some(pid)) = (self.runner_kind.engine(), stale.split_whitespace().nth(1)) {
                 crate::runner::stop_containers_of(engine, pid);
             }

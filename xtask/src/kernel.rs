@@ -246,18 +246,22 @@ fn run_profile(
     }
 }
 
-/// Everything that goes into a build of an immutable source, hashed: the config file, the
-/// bundled fragments it merges, the source tarball, the builder image and make's environment.
+/// Everything that goes into a build of an immutable source, hashed (see [`inputs_hash`]).
 /// None for a user's source tree, where only make knows what changed.
 fn inputs(ctx: &Ctx, tree: &Tree, text: &str, profile: &Profile) -> Result<Option<String>> {
     let Some(source) = &tree.id else { return Ok(None) };
-    let image = crate::builder::identity(ctx)?;
     let (_, fragments) = bundled(tree, profile)?;
+    Ok(Some(inputs_hash(text, &fragments, source, &crate::builder::identity(ctx)?)))
+}
+
+/// The config file, the bundled fragments it merges, the source tarball's sha256, the builder
+/// image and make's environment.
+fn inputs_hash(text: &str, fragments: &[String], source: &str, image: &str) -> String {
     let env: Vec<String> = REPRODUCIBLE.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mut parts: Vec<&[u8]> = vec![text.as_bytes(), source.as_bytes(), image.as_bytes()];
     parts.extend(fragments.iter().map(|t| t.as_bytes()));
     parts.extend(env.iter().map(|e| e.as_bytes()));
-    Ok(Some(sha256_hex(&parts)))
+    sha256_hex(&parts)
 }
 
 fn make(tree: &Tree, obj: &Utf8Path, args: &[&str]) -> Step {
@@ -455,6 +459,21 @@ mod tests {
         assert!(err("#: base a\n#: boot zImage\n").starts_with("k/x.config:2: `#: boot` is vmlinux or bzImage"));
         assert!(err("CONFIG_TTY=y\n").contains("no `#: base TARGET` line"));
         assert!(err("#: base a\nCONFIG_TTY y\n").starts_with("k/x.config:2:"));
+    }
+
+    #[test]
+    fn every_input_of_a_build_changes_its_hash() {
+        let base = inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1");
+        assert_eq!(base, inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1"));
+        for other in [
+            inputs_hash("CONFIG_TTY=y\nCONFIG_PRINTK_TIME=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1"),
+            inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=m\n".into()], "sha-a", "builder:1"),
+            inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-b", "builder:1"),
+            inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:2"),
+            inputs_hash("CONFIG_TTY=y\n", &[], "sha-a", "builder:1"),
+        ] {
+            assert_ne!(base, other);
+        }
     }
 
     #[test]
