@@ -92,6 +92,8 @@ pub struct Container {
     /// Always mounted read-write at the same absolute path: the repository and the build folder.
     pub workdirs: Vec<Utf8PathBuf>,
     pub stdin_is_tty: bool,
+    /// The user's locale is UTF-8 (LC_ALL, LC_CTYPE or LANG says so).
+    pub utf8: bool,
 }
 
 /// The full `docker run …` argv for a step, in a container called `name` (so that it can be
@@ -125,6 +127,11 @@ pub fn container_argv(c: &Container, step: &Step, name: &str) -> Vec<String> {
     argv.push("--env=HOME=/tmp".into());
     if step.interactive {
         argv.push(format!("--env=TERM={}", std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
+        if c.utf8 {
+            // Box lines as Unicode characters: tmux and screen show the VT100 line-drawing
+            // set that ncurses uses otherwise as `qqqq` and `x`.
+            argv.extend(["--env=LANG=C.UTF-8".into(), "--env=NCURSES_NO_UTF8_ACS=1".into()]);
+        }
     }
     for (k, v) in &step.env {
         argv.push(format!("--env={k}={v}"));
@@ -177,6 +184,10 @@ impl Runner {
             gid,
             workdirs,
             stdin_is_tty: std::io::stdin().is_terminal(),
+            utf8: ["LC_ALL", "LC_CTYPE", "LANG"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+                .is_some_and(|v| v.to_uppercase().replace('-', "").contains("UTF8")),
         }
     }
 
@@ -411,6 +422,7 @@ mod tests {
             gid: 100,
             workdirs: vec!["/home/u/teeny".into()],
             stdin_is_tty: tty,
+            utf8: true,
         }
     }
 
@@ -441,6 +453,20 @@ mod tests {
         assert!(container_argv(&container(true), &step, "n").contains(&"-it".to_string()));
         assert!(!container_argv(&container(false), &step, "n").contains(&"-it".to_string()));
         assert!(!container_argv(&container(true), &make_step(), "n").contains(&"-it".to_string()));
+    }
+
+    #[test]
+    fn configurators_draw_unicode_lines_in_a_utf8_terminal() {
+        let step = make_step().interactive();
+        let utf8 = container_argv(&container(true), &step, "n");
+        assert!(
+            utf8.contains(&"--env=NCURSES_NO_UTF8_ACS=1".to_string())
+                && utf8.contains(&"--env=LANG=C.UTF-8".to_string())
+        );
+        let mut c = container(true);
+        c.utf8 = false;
+        assert!(!container_argv(&c, &step, "n").iter().any(|a| a.contains("NCURSES")));
+        assert!(!container_argv(&container(true), &make_step(), "n").iter().any(|a| a.contains("NCURSES")));
     }
 
     #[test]
