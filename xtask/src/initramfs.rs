@@ -26,16 +26,12 @@ pub enum Compression {
 pub fn build(ctx: &Ctx, compression: Compression) -> Result<Utf8PathBuf> {
     let install = crate::busybox::build(ctx, false)?;
     let entries = entries(&install, &ctx.root.join("rootfs"))?;
-    let suffix = match compression {
-        Compression::Gzip => "cpio.gz",
-        Compression::None => "cpio",
-    };
-    let out = ctx.build.join(format!("initramfs-busybox-x86.{suffix}"));
+    let out = path(ctx, compression);
     let mtime = mtime()?;
     // The uncompressed archive is cheap to make in memory; gzip -9 is what costs. Same archive
     // as the last write: keep that file.
     let (_, cpio) = archive::write_cpio(&entries, mtime, Vec::new())?;
-    let stamp = sha256_hex(&[&cpio, suffix.as_bytes()]);
+    let stamp = sha256_hex(&[&cpio, out.as_str().as_bytes()]);
     let stamp_path = out.with_file_name(format!(".{}.stamp", out.file_name().unwrap()));
     if out.is_file() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
         eprintln!("{out} is up to date");
@@ -46,6 +42,15 @@ pub fn build(ctx: &Ctx, compression: Compression) -> Result<Utf8PathBuf> {
     write_atomic(&stamp_path, stamp.as_bytes())?;
     eprintln!("{out} ({size} bytes, {} entries)", entries.len());
     Ok(out)
+}
+
+/// Where the initramfs with this compression is written.
+pub fn path(ctx: &Ctx, compression: Compression) -> Utf8PathBuf {
+    let suffix = match compression {
+        Compression::Gzip => "cpio.gz",
+        Compression::None => "cpio",
+    };
+    ctx.build.join(format!("initramfs-busybox-x86.{suffix}"))
 }
 
 /// Every archive member, sorted, from busybox's install folder and the rootfs skeleton.

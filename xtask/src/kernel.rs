@@ -185,6 +185,13 @@ pub fn build(ctx: &Ctx, name: &str) -> Result<Kernel> {
     Ok(run(ctx, name, Action::Build)?.expect("a build returns a kernel"))
 }
 
+/// The kernel last built for NAME, without building or checking anything (`qemu --no-build`).
+pub fn existing(ctx: &Ctx, name: &str) -> Result<Kernel> {
+    let (_, _, profile) = load(ctx, name)?;
+    built(&ctx.obj(&format!("linux-x86-{name}")), &profile)
+        .with_context(|| format!("--no-build: build it first with `cargo xtask kernel {name}`"))
+}
+
 /// Builds NAME with `extra` settings appended, as config `NAME-VARIANT` in its own `O=` folder
 /// (the saved config stays as it is): for instrumented runs such as `bench --bootgraph`.
 pub fn build_variant(ctx: &Ctx, name: &str, variant: &str, extra: &[&str]) -> Result<Kernel> {
