@@ -140,18 +140,19 @@ pub fn update(text: &str, symbols: &[&str], edited: &str) -> String {
     let mut out = String::new();
     let mut present = HashSet::new();
     for line in text.split_inclusive('\n') {
-        match classify(line) {
-            Line::Setting(symbol, old) if value(symbol) != old => {
-                push_line(&mut out, symbol, value(symbol));
-                // Keep a last line without newline as it was.
-                if !line.ends_with('\n') {
-                    out.pop();
-                }
-            }
-            _ => out.push_str(line),
+        let Line::Setting(symbol, old) = classify(line) else {
+            out.push_str(line);
+            continue;
+        };
+        present.insert(symbol);
+        if value(symbol) == old {
+            out.push_str(line);
+            continue;
         }
-        if let Line::Setting(symbol, _) = classify(line) {
-            present.insert(symbol);
+        push_line(&mut out, symbol, value(symbol));
+        // Keep a last line without newline as it was.
+        if !line.ends_with('\n') {
+            out.pop();
         }
     }
     for symbol in symbols {
