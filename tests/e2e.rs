@@ -193,23 +193,37 @@ fn kernel_rejects_unknown_names_and_lists_the_known_ones() {
     }
 }
 
+/// A private copy of kernel-configs/allnoconfig.config named NAME in a folder of its own, for
+/// tests that need an `O=` folder nobody else uses; returns that folder.
+fn private_config(name: &str, extra: &str) -> PathBuf {
+    let dir = temp_dir(&format!("configs-{name}"));
+    let text = std::fs::read_to_string(root().join("kernel-configs/allnoconfig.config")).unwrap();
+    std::fs::write(dir.join(format!("{name}.config")), text + extra).unwrap();
+    let _ = std::fs::remove_dir_all(obj_of(name));
+    dir
+}
+
+/// Edits the object folder's .config the way scripts/config or menuconfig would.
+fn edit_config(config: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    assert!(text.contains(from), "{from} in {}", config.display());
+    std::fs::write(config, text.replace(from, to)).unwrap();
+}
+
 #[test]
 fn kernel_config_edit_round_trip() {
     let _g = serial();
-    // A private copy of allnoconfig, so the repository's file is never rewritten.
-    let dir = temp_dir("configs");
-    std::fs::copy(root().join("kernel-configs/allnoconfig.config"), dir.join("roundtrip.config")).unwrap();
-    let env = [("TEENY_KERNEL_CONFIGS", dir.as_path())];
+    let dir = private_config("roundtrip", "");
+    let (file, env) = (dir.join("roundtrip.config"), [("TEENY_KERNEL_CONFIGS", dir.as_path())]);
+    let original = std::fs::read_to_string(&file).unwrap();
     assert!(xtask_env(&["kernel", "roundtrip", "--configure"], &env).status.success());
-    // Edit the .config the way scripts/config or menuconfig would, then save it.
-    let config = build_dir().join("obj/linux-x86-roundtrip/.config");
-    let text = std::fs::read_to_string(&config).unwrap();
-    assert!(text.contains("# CONFIG_PRINTK_TIME is not set"));
-    std::fs::write(&config, text.replace("# CONFIG_PRINTK_TIME is not set", "CONFIG_PRINTK_TIME=y")).unwrap();
+    let config = obj_of("roundtrip").join(".config");
+    edit_config(&config, "# CONFIG_PRINTK_TIME is not set", "CONFIG_PRINTK_TIME=y");
     let edited = config_of(&config);
     assert!(xtask_env(&["kernel", "roundtrip", "--save"], &env).status.success());
-    let saved = std::fs::read_to_string(dir.join("roundtrip.config")).unwrap();
-    assert!(saved.contains("#: base allnoconfig") && saved.contains("CONFIG_PRINTK_TIME=y"), "{saved}");
+    // Every line of the user's kept, exactly one added: not what follows from it.
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(saved, format!("{original}CONFIG_PRINTK_TIME=y\n"));
     // Applying the saved file again gives the edited configuration.
     assert!(xtask_env(&["kernel", "roundtrip", "--configure"], &env).status.success());
     assert_eq!(config_of(&config), edited);
@@ -312,16 +326,6 @@ fn bench_reports_a_row_with_json_and_charts() {
     let svg = std::fs::read_to_string(build_dir().join("bench/bench.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("allnoconfig"));
     std::fs::remove_dir_all(dir).unwrap();
-}
-
-/// A private copy of kernel-configs/allnoconfig.config named NAME in a folder of its own, for
-/// tests that need an `O=` folder nobody else uses; returns that folder.
-fn private_config(name: &str, extra: &str) -> PathBuf {
-    let dir = temp_dir(&format!("configs-{name}"));
-    let text = std::fs::read_to_string(root().join("kernel-configs/allnoconfig.config")).unwrap();
-    std::fs::write(dir.join(format!("{name}.config")), text + extra).unwrap();
-    let _ = std::fs::remove_dir_all(obj_of(name));
-    dir
 }
 
 #[test]
@@ -481,4 +485,72 @@ fn concurrent_builds_wait_interrupts_stop_the_container_and_a_warm_cache_rebuild
     for f in [dir, cache] {
         std::fs::remove_dir_all(f).unwrap();
     }
+}
+
+#[test]
+fn kernel_config_save_without_changes_leaves_the_file_byte_identical() {
+    let _g = serial();
+    let dir = private_config("unchanged", "");
+    let (file, env) = (dir.join("unchanged.config"), [("TEENY_KERNEL_CONFIGS", dir.as_path())]);
+    let original = std::fs::read(&file).unwrap();
+    assert!(xtask_env(&["kernel", "unchanged", "--configure"], &env).status.success());
+    let out = xtask_env(&["kernel", "unchanged", "--save"], &env);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("nothing to save"), "{}", stderr(&out));
+    assert!(std::fs::read(&file).unwrap() == original, "the file changed");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn kernel_config_save_flips_a_user_line_in_place() {
+    let _g = serial();
+    let dir = private_config("flip", "");
+    let (file, env) = (dir.join("flip.config"), [("TEENY_KERNEL_CONFIGS", dir.as_path())]);
+    let original = std::fs::read_to_string(&file).unwrap();
+    assert!(xtask_env(&["kernel", "flip", "--configure"], &env).status.success());
+    let config = obj_of("flip").join(".config");
+    edit_config(&config, "CONFIG_BINFMT_SCRIPT=y", "# CONFIG_BINFMT_SCRIPT is not set");
+    let edited = config_of(&config);
+    assert!(xtask_env(&["kernel", "flip", "--save"], &env).status.success());
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(saved, original.replace("CONFIG_BINFMT_SCRIPT=y\n", "# CONFIG_BINFMT_SCRIPT is not set\n"));
+    assert!(xtask_env(&["kernel", "flip", "--configure"], &env).status.success());
+    assert_eq!(config_of(&config), edited);
+
+    // PROC_FS has a prompt only with EXPERT: kconfig would turn it back on, so nothing is saved
+    // and the error says why.
+    edit_config(&config, "CONFIG_PROC_FS=y", "# CONFIG_PROC_FS is not set");
+    let out = xtask_env(&["kernel", "flip", "--save"], &env);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("not saved") && err.contains("CONFIG_PROC_FS: requested n, got y") && err.contains("EXPERT [=n]"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), saved);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn kernel_config_explains_selects_and_unmet_dependencies() {
+    let _g = serial();
+    let dir = temp_dir("configs-explain");
+    let text = "#: base allnoconfig\nCONFIG_64BIT=y\nCONFIG_VIRTIO=y\nCONFIG_VIRTIO_BLK=y\n# CONFIG_NO_SUCH_OPTION is not set\n";
+    std::fs::write(dir.join("explain.config"), text).unwrap();
+    let out = xtask_env(&["kernel", "explain", "--configure"], &[("TEENY_KERNEL_CONFIGS", dir.as_path())]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let line = |prefix: &str| {
+        err.lines().find(|l| l.trim_start().starts_with(prefix)).unwrap_or_else(|| panic!("{prefix} in {err}"))
+    };
+    // VIRTIO has no prompt: only the symbols that select it can turn it on.
+    let virtio = line("CONFIG_VIRTIO: requested y, got n");
+    assert!(
+        virtio.contains("Selected by: ") && virtio.contains("VIRTIO_PCI [=n]") && virtio.contains("VIRTIO_MMIO [=n]"),
+        "{virtio}"
+    );
+    let blk = line("CONFIG_VIRTIO_BLK: requested y, got n");
+    assert!(blk.contains("Depends on: VIRTIO [=n] && BLK_DEV [=n]"), "{blk}");
+    line("CONFIG_NO_SUCH_OPTION: requested n, but no Kconfig defines it");
+    std::fs::remove_dir_all(dir).unwrap();
 }

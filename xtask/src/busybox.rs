@@ -38,31 +38,31 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     let o = format!("O={obj}");
     let step = |argv: &[&str]| tree.step(argv).log(OBJ);
     runner.run(&step(&["make", &o, "defconfig"]))?;
-    // Keep the plain defconfig: it is what --edit diffs against.
-    let base_path = obj.join(".teeny-defconfig");
-    fs::copy(obj.join(".config"), &base_path)?;
-    let base = fs::read_to_string(&base_path)?;
+    let base = fs::read_to_string(obj.join(".config"))?;
     // busybox's kconfig has no olddefconfig, but `defconfig` with KBUILD_DEFCONFIG runs
     // `conf -D FILE`: our merged file, with defaults for anything it does not mention.
     let merged = obj.join(".teeny-merged.config");
     write_atomic(&merged, kconfig::merge(&base, &fragment).as_bytes())?;
     runner.run(&step(&["make", &o, &format!("KBUILD_DEFCONFIG={merged}"), "defconfig"]))?;
     let config = obj.join(".config");
-    let mismatches = kconfig::check(&fragment, &fs::read_to_string(&config)?);
+    let configured = fs::read_to_string(&config)?;
+    let mismatches = kconfig::check(&fragment, &configured);
     if !mismatches.is_empty() {
-        let mut lines = Vec::new();
-        for m in &mismatches {
-            let deps = kconfig::find_depends(&obj, &m.symbol)?.or(kconfig::find_depends(&tree.dir, &m.symbol)?);
-            lines.push(format!("  {}", kconfig::explain(m, deps.as_deref())));
-        }
+        // The top Config.in is in the tree, the ones it sources are generated into obj.
+        let top = tree.dir.join("Config.in");
+        let lines = kconfig::explain(ctx, tree.step(&[]), top.as_str(), &obj, &obj, &mismatches)?;
+        let lines: Vec<String> = lines.iter().filter(|l| !l.is_empty()).map(|l| format!("  {l}")).collect();
         bail!("{fragment_path} asks for settings busybox did not take:\n{}", lines.join("\n"));
     }
     if edit {
         runner.run(&step(&["make", &o, "menuconfig"]).interactive())?;
+        // busybox has no savedefconfig: what menuconfig changed against defconfig + fragment.
         let edited = fs::read_to_string(&config)?;
-        let settings = kconfig::diff(&base, &edited);
-        write_atomic(&fragment_path, kconfig::with_header(&fragment_text, &settings).as_bytes())?;
-        eprintln!("saved {} setting(s) to {fragment_path}", settings.len());
+        let text = kconfig::update(&fragment_text, &kconfig::changed(&configured, &edited), &edited);
+        if text != fragment_text {
+            write_atomic(&fragment_path, text.as_bytes())?;
+        }
+        eprintln!("saved {} changed setting(s) to {fragment_path}", kconfig::changed(&fragment_text, &text).len());
     }
     let stats_log = obj.join(".teeny-ccache-stats.log");
     runner.run(&crate::ccache::apply(ctx, step(&["make", &o, &format!("-j{}", ctx.jobs)]), &stats_log)?)?;

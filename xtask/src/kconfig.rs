@@ -1,14 +1,16 @@
 //! Kconfig `.config` files and fragments (`CONFIG_X=value` lines), for the kernel and busybox alike.
 //!
-//! Fragments are merged onto a full .config the way `scripts/kconfig/merge_config.sh` does; an
-//! edited .config can be diffed back into a minimal fragment; and requested settings that kconfig
-//! silently dropped (unmet dependencies) are found and explained from the tree's Kconfig files.
+//! Fragments are merged onto a full .config the way `scripts/kconfig/merge_config.sh` does; a
+//! config file is updated in place with the changes of an edited .config; and requested settings
+//! that kconfig silently dropped (unmet dependencies) are found and explained by Kconfig's model
+//! itself (kconfiglib, `xtask/kconfig/explain.py`).
 
-use anyhow::{Context, Result, bail};
+use crate::ctx::Ctx;
+use crate::runner::Step;
+use anyhow::{Result, bail};
 use camino::Utf8Path;
 use fs_err as fs;
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
 /// One `CONFIG_…` assignment, with the 1-based line it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,15 +20,6 @@ pub struct Setting {
     /// The raw text after `=` (`y`, `m`, `0x10`, `"string"`), or `n` for `# CONFIG_X is not set`.
     pub value: String,
     pub line: usize,
-}
-
-/// A requested setting that the effective .config does not have.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mismatch {
-    pub symbol: String,
-    pub requested: String,
-    /// `n` when kconfig left the symbol out of the .config.
-    pub effective: String,
 }
 
 /// What one .config line says.
@@ -129,220 +122,117 @@ pub fn merge(base: &str, fragments: &[Setting]) -> String {
     out
 }
 
-/// The minimal fragment that turns `base` into `edited` (both full .config texts). A symbol
-/// missing from a text counts as `n`. Line numbers are 0: the settings come from no single file.
-pub fn diff(base: &str, edited: &str) -> Vec<Setting> {
-    let old = value_map(base);
-    let new = value_map(edited);
+/// The symbols whose value differs between two config texts, in `new`'s order then `old`'s. A
+/// symbol missing from one text differs from any value: in a `savedefconfig` file, missing
+/// means "at its default".
+pub fn changed<'a>(old: &'a str, new: &'a str) -> Vec<&'a str> {
+    let (a, b) = (value_map(old), value_map(new));
+    let mut seen = HashSet::new();
+    values(new)
+        .into_iter()
+        .chain(values(old))
+        .map(|(symbol, _)| symbol)
+        .filter(|symbol| seen.insert(*symbol) && a.get(symbol) != b.get(symbol))
+        .collect()
+}
+
+/// The config file `text` updated to hold `edited`'s value (a full .config) of each of `symbols`
+/// and of each of its own settings: a line of the user's whose value changed is rewritten where
+/// it is, other symbols are appended; every other line, comment and directive stays as it is.
+pub fn update(text: &str, symbols: &[&str], edited: &str) -> String {
+    let edited = value_map(edited);
+    let value = |symbol: &str| edited.get(symbol).copied().unwrap_or("n");
+    let mut out = String::new();
+    let mut present = HashSet::new();
+    for line in text.split_inclusive('\n') {
+        let Line::Setting(symbol, old) = classify(line) else {
+            out.push_str(line);
+            continue;
+        };
+        present.insert(symbol);
+        if value(symbol) == old {
+            out.push_str(line);
+            continue;
+        }
+        push_line(&mut out, symbol, value(symbol));
+        // Keep a last line without newline as it was.
+        if !line.ends_with('\n') {
+            out.pop();
+        }
+    }
+    for symbol in symbols {
+        if present.insert(symbol) {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            push_line(&mut out, symbol, value(symbol));
+        }
+    }
+    out
+}
+
+/// The settings of `want` that `got` does not have (both full .config texts, a missing symbol
+/// being `n` as for kconfig), with `want`'s values.
+pub fn differences(want: &str, got: &str) -> Vec<Setting> {
+    let (a, b) = (value_map(want), value_map(got));
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    let mut push =
-        |symbol: &str, value: &str| out.push(Setting { symbol: symbol.into(), value: value.into(), line: 0 });
-    for (symbol, _) in values(edited) {
-        let value = new[symbol];
-        if seen.insert(symbol) && old.get(symbol).copied().unwrap_or("n") != value {
-            push(symbol, value);
-        }
-    }
-    // Symbols the edit dropped entirely are off now; say so only if they were on before.
-    for (symbol, _) in values(base) {
-        if seen.insert(symbol) && old[symbol] != "n" {
-            push(symbol, "n");
+    for (symbol, _) in values(want).into_iter().chain(values(got)) {
+        let value = a.get(symbol).copied().unwrap_or("n");
+        if seen.insert(symbol) && value != b.get(symbol).copied().unwrap_or("n") {
+            out.push(Setting { symbol: symbol.into(), value: value.into(), line: 0 });
         }
     }
     out
-}
-
-/// Renders settings as fragment lines (`CONFIG_X=y` / `# CONFIG_X is not set`), one per line.
-pub fn render(settings: &[Setting]) -> String {
-    let mut out = String::new();
-    for s in settings {
-        push_line(&mut out, &s.symbol, &s.value);
-    }
-    out
-}
-
-/// A config file rewritten with new settings: its leading comment block (descriptions,
-/// `#:` directives) is kept, the settings below it are replaced.
-pub fn with_header(old: &str, settings: &[Setting]) -> String {
-    let header: String = old
-        .lines()
-        .take_while(|l| {
-            l.trim().is_empty() || l.trim_start().starts_with('#') && !matches!(classify(l), Line::Setting(..))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    format!("{}{}", header, render(settings))
 }
 
 /// Every requested setting whose value in the effective .config differs. A symbol absent from
 /// `effective` counts as `n` (kconfig omits symbols whose dependencies are unmet).
-pub fn check(requested: &[Setting], effective: &str) -> Vec<Mismatch> {
+pub fn check(requested: &[Setting], effective: &str) -> Vec<Setting> {
     let effective = value_map(effective);
     // A symbol requested twice is checked once, against its last request.
     let last: HashMap<&str, usize> = requested.iter().enumerate().map(|(i, s)| (s.symbol.as_str(), i)).collect();
-    let mut out = Vec::new();
-    for (i, s) in requested.iter().enumerate() {
-        let got = effective.get(s.symbol.as_str()).copied().unwrap_or("n");
-        if last[s.symbol.as_str()] == i && got != s.value {
-            out.push(Mismatch { symbol: s.symbol.clone(), requested: s.value.clone(), effective: got.into() });
-        }
-    }
-    out
+    let got = |s: &Setting| effective.get(s.symbol.as_str()).copied().unwrap_or("n");
+    requested
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| last[s.symbol.as_str()] == *i && got(s) != s.value)
+        .map(|(_, s)| s.clone())
+        .collect()
 }
 
-/// Indentation width of a line, tabs counting to the next multiple of 8 as in kconfig's lexer.
-fn indentation(line: &str) -> usize {
-    line.chars().take_while(|c| matches!(c, ' ' | '\t')).fold(0, |w, c| if c == '\t' { (w / 8 + 1) * 8 } else { w + 1 })
+/// The requested settings of ours set to `n` whose symbol the effective .config does not
+/// mention: they pass [`check`] even if no Kconfig defines them, so [`explain`] looks them up.
+pub fn unmentioned_offs(requested: &[Setting], effective: &str) -> Vec<Setting> {
+    let effective = value_map(effective);
+    requested.iter().filter(|s| s.value == "n" && !effective.contains_key(s.symbol.as_str())).cloned().collect()
 }
 
-/// A Kconfig file's statements: backslash continuations joined, `#` comments and help texts
-/// dropped (help prose can start with "if " or "config ", which would look like keywords).
-fn statements(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut pending = String::new();
-    // Some(None): just after `help`, indentation of the text not known yet.
-    let mut help: Option<Option<usize>> = None;
-    for line in text.lines() {
-        if let Some(min) = help {
-            if line.trim().is_empty() {
-                continue;
-            }
-            // Like kconfig: help ends at an unindented line or one indented less than its first.
-            let width = indentation(line);
-            if width > 0 && min.is_none_or(|min| width >= min) {
-                help = Some(min.or(Some(width)));
-                continue;
-            }
-            help = None;
-        }
-        if let Some(head) = line.trim_end().strip_suffix('\\') {
-            pending.push_str(head);
-            pending.push(' ');
-            continue;
-        }
-        pending.push_str(line);
-        let statement = std::mem::take(&mut pending);
-        let code = statement.split_once('#').map_or(statement.as_str(), |(code, _)| code);
-        // Single spaces, so that continued and tab-indented expressions compare equal.
-        let statement = code.split_whitespace().collect::<Vec<_>>().join(" ");
-        if statement == "help" || statement == "---help---" {
-            help = Some(None);
-        }
-        out.push(statement);
-    }
-    out
+/// Explains each request with `xtask/kconfig/explain.py` (python3-kconfiglib, in the builder): one
+/// line per request, empty when `obj/.config` holds it, else its type, prompt, `Depends on:` and
+/// `Selected by:` with current values, or that no Kconfig defines it. `env` is a step carrying
+/// the tree's environment (the argv and folder are set here); `kconfig` is the top Kconfig file
+/// and `srctree` the folder its `source` lines are relative to.
+pub fn explain(
+    ctx: &Ctx,
+    env: Step,
+    kconfig: &str,
+    srctree: &Utf8Path,
+    obj: &Utf8Path,
+    requests: &[Setting],
+) -> Result<Vec<String>> {
+    let out = obj.join(".teeny-explain");
+    let script = ctx.root.join("xtask/kconfig/explain.py");
+    let mut argv =
+        vec!["python3".to_owned(), script.to_string(), kconfig.to_owned(), ".config".to_owned(), out.to_string()];
+    argv.extend(requests.iter().map(|s| format!("{}={}", s.symbol, s.value)));
+    let step = Step { argv, cwd: obj.to_owned(), ..env }.env("srctree", srctree.as_str());
+    ctx.runner()?.run(&step)?;
+    let text = fs::read_to_string(&out)?;
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    anyhow::ensure!(lines.len() == requests.len(), "{out}: {} lines for {} requests", lines.len(), requests.len());
+    Ok(lines)
 }
-
-fn push_unique(list: &mut Vec<String>, item: &str) {
-    if !item.is_empty() && !list.iter().any(|x| x == item) {
-        list.push(item.to_string());
-    }
-}
-
-/// The `depends on` expressions of `config SYM` / `menuconfig SYM` entries in one Kconfig file's
-/// text, or None when the file does not define SYM. Enclosing `if EXPR` blocks count as
-/// dependencies too (outermost first); every definition's dependencies are merged.
-pub fn depends_in(kconfig_text: &str, symbol: &str) -> Option<Vec<String>> {
-    let mut deps = Vec::new();
-    let mut found = false;
-    let mut ifs: Vec<String> = Vec::new();
-    let mut in_entry = false;
-    for statement in statements(kconfig_text) {
-        let (keyword, rest) = statement.split_once(' ').unwrap_or((&statement, ""));
-        match keyword {
-            "config" | "menuconfig" | "choice" | "endchoice" | "menu" | "endmenu" | "if" | "endif" | "comment"
-            | "source" => {
-                // Each of these keywords ends the entry before it.
-                in_entry = matches!(keyword, "config" | "menuconfig") && rest == symbol;
-                if in_entry {
-                    found = true;
-                    ifs.iter().for_each(|e| push_unique(&mut deps, e));
-                }
-                match keyword {
-                    "if" => ifs.push(rest.to_string()),
-                    "endif" => {
-                        ifs.pop();
-                    }
-                    _ => {}
-                }
-            }
-            "depends" if in_entry => {
-                if let Some(expr) = rest.strip_prefix("on ") {
-                    push_unique(&mut deps, expr);
-                }
-            }
-            // `bool "Support Hygon processors" if PROCESSOR_SELECT`: settable only when EXPR holds.
-            "bool" | "tristate" | "string" | "int" | "hex" | "prompt" if in_entry => {
-                if let Some((_, expr)) = rest.rsplit_once("\" if ") {
-                    push_unique(&mut deps, &format!("{PROMPT_IF}{expr}"));
-                }
-            }
-            _ => {}
-        }
-    }
-    found.then_some(deps)
-}
-
-/// Searches every file named `Kconfig*` under `tree` (a kernel or busybox source tree; for busybox
-/// also `Config.in` files) for `symbol`. None: no Kconfig defines it.
-pub fn find_depends(tree: &Utf8Path, symbol: &str) -> Result<Option<Vec<String>>> {
-    let mut found = None;
-    search(tree.as_std_path(), symbol, &mut found)
-        .with_context(|| format!("searching {tree} for the kconfig entry of {symbol}"))?;
-    Ok(found)
-}
-
-fn search(dir: &Path, symbol: &str, found: &mut Option<Vec<String>>) -> Result<()> {
-    let mut entries = fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
-    // Sorted so that the merged dependency list does not depend on directory order.
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        // file_type() does not follow symlinks, so linked trees are not searched twice.
-        let kind = entry.file_type()?;
-        if kind.is_dir() && name != ".git" {
-            search(&entry.path(), symbol, found)?;
-        } else if kind.is_file() && (name.starts_with("Kconfig") || name == "Config.in") {
-            let bytes = fs::read(entry.path())?;
-            let text = String::from_utf8_lossy(&bytes);
-            // Cheap pre-filter: almost no file of a kernel tree mentions the symbol.
-            if !text.contains(symbol) {
-                continue;
-            }
-            if let Some(deps) = depends_in(&text, symbol) {
-                let all = found.get_or_insert_default();
-                deps.iter().for_each(|d| push_unique(all, d));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// One line for a mismatch, e.g. `CONFIG_SERIAL_8250: requested y, got n (depends on HAS_IOMEM && TTY)`
-/// or `CONFIG_FOO: requested y, but no Kconfig defines it in this source tree`.
-pub fn explain(m: &Mismatch, depends: Option<&[String]>) -> String {
-    let head = format!("CONFIG_{}: requested {}", m.symbol, m.requested);
-    match depends {
-        None => format!("{head}, but no Kconfig defines it in this source tree"),
-        Some([]) => format!("{head}, got {} (no dependencies: it may be selected off or a choice)", m.effective),
-        Some(deps) => {
-            let (prompts, plain): (Vec<&String>, Vec<&String>) = deps.iter().partition(|d| d.starts_with(PROMPT_IF));
-            let mut why = Vec::new();
-            if !plain.is_empty() {
-                why.push(format!("depends on {}", plain.iter().map(|d| d.as_str()).collect::<Vec<_>>().join("; ")));
-            }
-            for p in prompts {
-                why.push(format!("settable only if {}", &p[PROMPT_IF.len()..]));
-            }
-            format!("{head}, got {} ({})", m.effective, why.join("; "))
-        }
-    }
-}
-
-/// Marks a prompt's condition among the dependencies `depends_in` returns.
-const PROMPT_IF: &str = "prompt if ";
 
 #[cfg(test)]
 mod tests {
@@ -350,11 +240,6 @@ mod tests {
 
     fn s(symbol: &str, value: &str) -> Setting {
         Setting { symbol: symbol.into(), value: value.into(), line: 0 }
-    }
-
-    fn map(text: &str) -> HashMap<String, String> {
-        let settings = parse("t", text).unwrap();
-        settings.into_iter().filter(|s| s.value != "n").map(|s| (s.symbol, s.value)).collect()
     }
 
     const BASE: &str = "#\n# Automatically generated file; DO NOT EDIT.\n#\nCONFIG_A=y\n# CONFIG_B is not set\n\
@@ -391,143 +276,67 @@ mod tests {
     }
 
     #[test]
-    fn diff_is_minimal_and_merges_back_to_the_edit() {
+    fn changed_tells_a_missing_symbol_from_n() {
         let edited = "CONFIG_A=y\nCONFIG_B=y\nCONFIG_C=m\nCONFIG_E=0x20\nCONFIG_F=y\n# CONFIG_G is not set\n";
-        let d = diff(BASE, edited);
-        assert_eq!(render(&d), "CONFIG_B=y\nCONFIG_E=0x20\nCONFIG_F=y\n# CONFIG_D is not set\n");
-        assert!(diff(BASE, BASE).is_empty());
+        assert_eq!(changed(BASE, edited), ["B", "E", "F", "G", "D"]);
+        assert!(changed(BASE, BASE).is_empty());
+        // In a savedefconfig file, missing means "at its default", which n need not be.
+        assert_eq!(changed("# CONFIG_X is not set\n", ""), ["X"]);
+    }
 
+    /// A user's config file: a header, directives, comments between settings.
+    const FILE: &str = "# about\n#: base allnoconfig\nCONFIG_A=y\n\n# why B\n# CONFIG_B is not set\nCONFIG_C=m\n";
+
+    #[test]
+    fn update_keeps_every_line_and_rewrites_changed_values_in_place() {
+        // Nothing changed: the very same bytes, even without a final newline.
+        assert_eq!(update(FILE, &[], BASE), FILE);
+        assert_eq!(update(FILE, &["A", "C"], BASE), FILE);
+        let open = FILE.trim_end();
+        assert_eq!(update(open, &[], BASE), open);
+        // B turned on, C off, NEW on: B and C in place, NEW appended; A untouched.
+        let edited = "CONFIG_A=y\nCONFIG_B=y\nCONFIG_NEW=y\nCONFIG_OTHER=y\n";
+        let want =
+            "# about\n#: base allnoconfig\nCONFIG_A=y\n\n# why B\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_NEW=y\n";
+        assert_eq!(update(FILE, &["NEW", "B"], edited), want);
+        // A line without newline stays one; appending starts a new line.
+        assert_eq!(update("CONFIG_A=y", &["Z"], "CONFIG_A=m\nCONFIG_Z=1\n"), "CONFIG_A=m\nCONFIG_Z=1\n");
+        assert_eq!(update("CONFIG_A=y", &[], "CONFIG_A=m\n"), "CONFIG_A=m");
+        // A symbol set twice: both lines follow, so the last one still says the right thing.
+        assert_eq!(update("CONFIG_A=y\nCONFIG_A=m\n", &[], "CONFIG_A=m\n"), "CONFIG_A=m\nCONFIG_A=m\n");
+    }
+
+    #[test]
+    fn an_updated_file_merges_back_to_the_edit() {
+        let edited = "CONFIG_A=y\nCONFIG_B=y\nCONFIG_C=m\nCONFIG_E=0x20\nCONFIG_F=y\n# CONFIG_G is not set\n";
         let cases = [
             (BASE, edited),
             (edited, BASE),
             ("", BASE),
             (BASE, ""),
-            ("CONFIG_X=y\nCONFIG_X=m\n", "# CONFIG_X is not set\nCONFIG_Y=1\nCONFIG_Y=2\n"),
+            ("CONFIG_X=y\nCONFIG_X=m\n", "CONFIG_Y=1\nCONFIG_Y=2\n"),
         ];
         for (base, edited) in cases {
-            let merged = merge(base, &diff(base, edited));
-            assert_eq!(map(&merged), map(edited), "base:\n{base}\nedited:\n{edited}\nmerged:\n{merged}");
+            let file = update(FILE, &changed(base, edited), edited);
+            let merged = merge(base, &parse("f", &file).unwrap());
+            assert!(differences(&merged, edited).is_empty(), "base:\n{base}\nedited:\n{edited}\nmerged:\n{merged}");
         }
+    }
+
+    #[test]
+    fn differences_treat_a_missing_symbol_as_n() {
+        assert!(differences(BASE, &format!("{BASE}# CONFIG_Z is not set\n")).is_empty());
+        let got = differences("CONFIG_A=y\nCONFIG_B=m\n", "CONFIG_B=y\nCONFIG_C=y\n");
+        assert_eq!(got, [s("A", "y"), s("B", "m"), s("C", "n")]);
     }
 
     #[test]
     fn check_treats_absent_symbols_as_n_and_uses_the_last_request() {
         // C is requested twice (the last one matches); B and NOPE are n, like an absent symbol.
         let requested = [s("A", "y"), s("C", "y"), s("C", "m"), s("B", "n"), s("GONE", "y"), s("NOPE", "n")];
-        let want = Mismatch { symbol: "GONE".into(), requested: "y".into(), effective: "n".into() };
-        assert_eq!(check(&requested, BASE), [want]);
-        let m = check(&[s("E", "0x20")], BASE);
-        assert_eq!((m[0].requested.as_str(), m[0].effective.as_str()), ("0x20", "0x10"));
-    }
-
-    const KCONFIG: &str = r#"
-menu "Serial"
-config OTHER
-	bool "other"
-	depends on HAS_DMA
-
-if TTY
-
-config SERIAL_8250
-	tristate "8250/16550 and compatible serial support"
-	depends on !S390 # no serial there
-	depends on HAS_IOMEM && \
-		   (ARM || X86)
-	select SERIAL_CORE
-	help
-	  Say Y here.
-	  if you have a modem, say Y.
-
-	  config lines in help text are prose too.
-	  endif
-	depends on NOT_REALLY
-
-if SERIAL_8250
-menuconfig SERIAL_8250_EXTENDED
-	bool "Extended"
-endif
-config AFTER
-	depends on AFTER_DEP
-endif # TTY
-
-config SERIAL_8250
-	bool
-	depends on HAS_IOMEM && (ARM || X86)
-	depends on PCI
-config NODEPS
-	bool
-endmenu
-"#;
-
-    #[test]
-    fn depends_in_collects_enclosing_ifs_continuations_and_every_definition() {
-        let deps = depends_in(KCONFIG, "SERIAL_8250").unwrap();
-        assert_eq!(deps, ["TTY", "!S390", "HAS_IOMEM && (ARM || X86)", "NOT_REALLY", "PCI"]);
-        assert_eq!(depends_in(KCONFIG, "SERIAL_8250_EXTENDED").unwrap(), ["TTY", "SERIAL_8250"]);
-        // The `if` stack survived the help text and the nested block.
-        assert_eq!(depends_in(KCONFIG, "AFTER").unwrap(), ["TTY", "AFTER_DEP"]);
-        assert_eq!(depends_in(KCONFIG, "OTHER").unwrap(), ["HAS_DMA"]);
-        assert_eq!(depends_in(KCONFIG, "NODEPS").unwrap(), Vec::<String>::new());
-        assert_eq!(depends_in(KCONFIG, "SERIAL"), None);
-        assert_eq!(depends_in(KCONFIG, "SERIAL_CORE"), None);
-    }
-
-    #[test]
-    fn find_depends_searches_kconfig_and_config_in_files() {
-        let tree = std::env::temp_dir().join(format!("teeny-kconfig-test-{}", std::process::id()));
-        let tree = camino::Utf8PathBuf::try_from(tree).unwrap();
-        let _ = fs::remove_dir_all(&tree); // left over from a failed run
-        let write = |rel: &str, text: &[u8]| {
-            let path = tree.join(rel);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, text).unwrap();
-        };
-        write("drivers/tty/Kconfig", b"if TTY\nconfig FOO\n\tdepends on A\nendif\n");
-        write("arch/x86/Kconfig.debug", b"# \xff not utf-8\nconfig FOO\n\tdepends on B\n\tdepends on A\n");
-        write("util-linux/Config.in", b"config FOO\n\tdepends on C\n");
-        write(".git/Kconfig", b"config FOO\n\tdepends on GIT\n");
-        write("drivers/tty/foo.c", b"config FOO\n\tdepends on SOURCE\n");
-        write("other/Kconfig", b"config BAR\n");
-        // Symlinks are not followed: this one would add SOURCE.
-        std::os::unix::fs::symlink(tree.join("drivers/tty/foo.c"), tree.join("Kconfig.link")).unwrap();
-
-        let deps = find_depends(&tree, "FOO").unwrap().unwrap();
-        assert_eq!(deps, ["B", "A", "TTY", "C"]);
-        assert_eq!(find_depends(&tree, "BAR").unwrap().unwrap(), Vec::<String>::new());
-        assert_eq!(find_depends(&tree, "BAZ").unwrap(), None);
-        let err = find_depends(&tree.join("missing"), "FOO").unwrap_err();
-        assert!(format!("{err:#}").starts_with("searching "), "{err:#}");
-        fs::remove_dir_all(&tree).unwrap();
-    }
-
-    #[test]
-    fn explains_each_kind_of_mismatch() {
-        let m = Mismatch { symbol: "FOO".into(), requested: "y".into(), effective: "n".into() };
-        let deps = ["HAS_IOMEM && TTY".to_string(), "!S390".to_string()];
-        assert_eq!(explain(&m, Some(&deps[..1])), "CONFIG_FOO: requested y, got n (depends on HAS_IOMEM && TTY)");
-        assert_eq!(explain(&m, Some(&deps)), "CONFIG_FOO: requested y, got n (depends on HAS_IOMEM && TTY; !S390)");
-        let none = "CONFIG_FOO: requested y, got n (no dependencies: it may be selected off or a choice)";
-        assert_eq!(explain(&m, Some(&[])), none);
-        assert_eq!(explain(&m, None), "CONFIG_FOO: requested y, but no Kconfig defines it in this source tree");
-    }
-
-    #[test]
-    fn with_header_keeps_the_comment_block_and_replaces_settings() {
-        let old = "# about\n#: base allnoconfig\n\nCONFIG_A=y\n# CONFIG_B is not set\n";
-        let new = [Setting { symbol: "C".into(), value: "y".into(), line: 0 }];
-        assert_eq!(with_header(old, &new), "# about\n#: base allnoconfig\n\nCONFIG_C=y\n");
-    }
-
-    #[test]
-    fn a_prompt_condition_is_explained() {
-        let text = "config CPU_SUP_HYGON\n\tdefault y\n\tbool \"Support Hygon processors\" if PROCESSOR_SELECT\n\tselect CPU_SUP_AMD\n";
-        let deps = depends_in(text, "CPU_SUP_HYGON").unwrap();
-        let m = Mismatch { symbol: "CPU_SUP_HYGON".into(), requested: "n".into(), effective: "y".into() };
-        assert_eq!(
-            explain(&m, Some(&deps)),
-            "CONFIG_CPU_SUP_HYGON: requested n, got y (settable only if PROCESSOR_SELECT)"
-        );
-        let both = ["X86".to_owned(), format!("{PROMPT_IF}EXPERT")];
-        assert!(explain(&m, Some(&both)).ends_with("(depends on X86; settable only if EXPERT)"));
+        assert_eq!(check(&requested, BASE), [s("GONE", "y")]);
+        assert_eq!(check(&[s("E", "0x20")], BASE), [s("E", "0x20")]);
+        // NOPE passes the check, but the .config does not mention it: it may not exist.
+        assert_eq!(unmentioned_offs(&requested, BASE), [s("NOPE", "n")]);
     }
 }
