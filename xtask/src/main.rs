@@ -104,7 +104,8 @@ enum Command {
         /// Seconds to wait for the guest shell in headless mode.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
-        /// Command (and arguments) to run in the guest shell, after `--`.
+        /// Command to run in the guest shell, after `--`. One argument is a shell command line
+        /// (`-- 'dmesg | head -3'`); several are words passed as they are (`-- cat /proc/cmdline`).
         #[arg(last = true)]
         command: Vec<String>,
     },

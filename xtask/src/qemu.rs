@@ -162,11 +162,17 @@ pub fn marker(line: &str) -> Option<Marker> {
     code.trim().parse().ok().map(|c| Marker::End(c, before.to_owned()))
 }
 
-/// One line for the guest shell that runs `argv` verbatim (each word single-quoted) between markers.
+/// One line for the guest shell, between markers: several words run verbatim (each one
+/// single-quoted); a single one is a command line of its own (`sh -c`), as `ssh host 'cmd'` runs.
 pub fn command_line(argv: &[String]) -> String {
-    let words: Vec<String> = argv.iter().map(|a| format!("'{}'", a.replace('\'', r"'\''"))).collect();
+    let quote = |a: &String| format!("'{}'", a.replace('\'', r"'\''"));
+    let command = match argv {
+        // A shell of its own, so that an `exit` ends the command and not the console.
+        [line] => format!("sh -c {}", quote(line)),
+        words => words.iter().map(quote).collect::<Vec<_>>().join(" "),
+    };
     let split = |m: &str| format!("{}''{}", &m[..5], &m[5..]);
-    format!("echo {}; {}; echo {}$?\n", split(BEGIN), words.join(" "), split(END))
+    format!("echo {}; {command}; echo {}$?\n", split(BEGIN), split(END))
 }
 
 /// A shell prompt: the console's last partial line ends in `# ` or `$ `.
@@ -354,6 +360,13 @@ mod tests {
     fn guest_command_quotes_every_word() {
         let line = command_line(&["sh".into(), "-c".into(), "exit 7".into(), "it's".into()]);
         assert_eq!(line, "echo TEENY''_BEGIN; 'sh' '-c' 'exit 7' 'it'\\''s'; echo TEENY''_END:$?\n");
+    }
+
+    #[test]
+    fn a_single_argument_is_a_shell_command_line() {
+        let line = command_line(&["dmesg | head -3; exit 3".into()]);
+        assert_eq!(line, "echo TEENY''_BEGIN; sh -c 'dmesg | head -3; exit 3'; echo TEENY''_END:$?\n");
+        assert!(command_line(&["it's".into()]).contains(r"sh -c 'it'\''s';"));
     }
 
     #[test]
