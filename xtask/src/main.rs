@@ -101,8 +101,9 @@ enum Command {
         /// Extra qemu arguments, split at spaces (e.g. --qemu-args "-m 512M -smp 2").
         #[arg(long, allow_hyphen_values = true)]
         qemu_args: Option<String>,
-        /// Seconds to wait for the guest shell in headless mode.
-        #[arg(long, default_value_t = 120)]
+        /// Seconds the headless run may take, boot and command together; then qemu is killed and
+        /// the exit status is 124, as timeout(1) gives. 0: no limit.
+        #[arg(long, default_value_t = 300)]
         timeout: u64,
         /// Command to run in the guest shell, after `--`. One argument is a shell command line
         /// (`-- 'dmesg | head -3'`); several are words passed as they are (`-- cat /proc/cmdline`).
@@ -188,7 +189,7 @@ fn try_main() -> Result<()> {
                 kvm,
                 append,
                 qemu_args,
-                timeout: std::time::Duration::from_secs(timeout),
+                timeout: (timeout > 0).then(|| std::time::Duration::from_secs(timeout)),
                 command,
             };
             let code = qemu::run(&ctx, &opts)?;

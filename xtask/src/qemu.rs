@@ -2,12 +2,14 @@
 //!
 //! Headless, the serial console is a pipe: we wait for init's "Boot took" line and the shell
 //! prompt, type one command wrapped in markers, stream its output and return its exit status.
+//! In both modes qemu's stderr goes through us, so that its fatal errors (a failing KVM stops
+//! the guest without ending qemu) end the run at once with their cause.
 
 use crate::ctx::Ctx;
 use crate::kernel::Kernel;
 use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -20,7 +22,8 @@ pub struct Options {
     pub kvm: bool,
     pub append: Vec<String>,
     pub qemu_args: Vec<String>,
-    pub timeout: Duration,
+    /// Bounds the whole headless run, boot and command; `None`: no bound.
+    pub timeout: Option<Duration>,
     /// A command for the guest shell; empty: interactive console.
     pub command: Vec<String>,
 }
@@ -102,13 +105,20 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     eprintln!("$ {}", crate::runner::display(&argv));
     if opts.command.is_empty() {
         eprintln!("(the terminal is the guest's serial console: Ctrl-a x quits qemu)");
-        let status = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .status()
-            .context("cannot start qemu-system-x86_64")?;
-        return Ok(status.code().unwrap_or(1));
+        return interactive(&argv);
     }
-    let (mut guest, times) = Guest::boot(&argv, opts.timeout)?;
+    match headless(&argv, opts) {
+        Err(e) if e.downcast_ref::<TimedOut>().is_some() => {
+            eprintln!("error: {e:#}\n(--timeout bounds boot and command; --timeout 0 for none)");
+            // As timeout(1) does.
+            Ok(124)
+        }
+        result => result,
+    }
+}
+
+fn headless(argv: &[String], opts: &Options) -> Result<i32> {
+    let (mut guest, times) = Guest::boot(argv, opts.timeout)?;
     eprintln!(
         "booted: guest uptime at init {:.3} s, host {:.3} s from qemu start to the shell",
         times.guest_s, times.host_s
@@ -116,11 +126,148 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     guest.run(&opts.command)
 }
 
+/// qemu on the terminal, its stderr watched: on a fatal error, qemu is ended (SIGTERM, so it
+/// restores the terminal) instead of sitting stopped.
+fn interactive(argv: &[String]) -> Result<i32> {
+    let (mut child, rx) = spawn(argv, false)?;
+    let mut stderr = std::io::stderr();
+    while let Ok(event) = rx.recv() {
+        let Event::Qemu(line) = event else { continue };
+        if is_qemu_error(&line) {
+            let causes = causes(line, &rx);
+            // SAFETY: kill(2) on our own child, not yet reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+            bail!("{}", failure(&causes, is_kvm(argv)));
+        }
+        // qemu's own lines; the terminal is raw while qemu runs.
+        write!(stderr, "{line}\r\n")?;
+    }
+    let status = child.wait().context("waiting for qemu")?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// What qemu's reader threads send.
+enum Event {
+    /// Serial console bytes (headless only).
+    Console(Vec<u8>),
+    /// A line qemu wrote to its stderr.
+    Qemu(String),
+}
+
+/// Starts qemu with stderr read line by line; `console`: also stdin and stdout piped (headless).
+/// Both threads end, so the channel disconnects, when qemu exits.
+fn spawn(argv: &[String], console: bool) -> Result<(Child, Receiver<Event>)> {
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]).stderr(Stdio::piped());
+    if console {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    }
+    // SAFETY: prctl is async-signal-safe. If we die without running Drop, qemu dies too.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().with_context(|| format!("cannot start {}", argv[0]))?;
+    let (tx, rx) = channel();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let qemu = tx.clone();
+    std::thread::spawn(move || {
+        for line in stderr.split(b'\n').map_while(Result::ok) {
+            let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_owned();
+            if qemu.send(Event::Qemu(line)).is_err() {
+                break;
+            }
+        }
+    });
+    if let Some(mut out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = out.read(&mut buf) {
+                if tx.send(Event::Console(buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Ok((child, rx))
+}
+
+/// qemu stderr lines that state why it cannot go on. A failing KVM prints "KVM internal error",
+/// then a register dump, and stops the guest without exiting.
+const QEMU_ERRORS: [&str; 8] = [
+    "KVM internal error",
+    "emulation failure",
+    "KVM: entry failed",
+    "kvm run failed",
+    "Could not access KVM kernel module",
+    "failed to initialize kvm",
+    "qemu: could not",
+    "qemu: linux kernel too old",
+];
+
+pub fn is_qemu_error(line: &str) -> bool {
+    // Besides the known ones, anything qemu reports under its name, except warnings.
+    let named = line.starts_with("qemu-system-") && !line.contains("warning:");
+    named || QEMU_ERRORS.iter().any(|e| line.contains(e))
+}
+
+/// The first error line and the error lines that follow it within a moment (not the register
+/// dump between them).
+fn causes(first: String, rx: &Receiver<Event>) -> Vec<String> {
+    let mut causes = vec![first];
+    let until = Instant::now() + Duration::from_secs(1);
+    while let Ok(event) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        if let Event::Qemu(line) = event
+            && is_qemu_error(&line)
+        {
+            causes.push(line);
+        }
+    }
+    causes
+}
+
+/// The error for qemu's fatal lines, with the way out when KVM is the cause.
+pub fn failure(causes: &[String], kvm: bool) -> String {
+    let mut msg = format!("qemu failed:\n{}", causes.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n"));
+    if kvm && causes.iter().any(|l| l.to_lowercase().contains("kvm")) {
+        msg.push_str("\nKVM does not work on this host; run without --kvm");
+    }
+    msg
+}
+
+fn is_kvm(argv: &[String]) -> bool {
+    argv.iter().any(|a| a == "-enable-kvm")
+}
+
+/// The run outlived its `--timeout`.
+#[derive(Debug)]
+pub struct TimedOut {
+    after: Duration,
+    what: &'static str,
+    tail: String,
+}
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let (after, what, tail) = (self.after.as_secs(), self.what, &self.tail);
+        write!(f, "timed out after {after} s during the {what}, qemu killed; last console lines:\n{tail}")
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
 /// A qemu process whose serial console we read; killed and reaped on drop.
 pub struct Guest {
     child: Child,
     stdin: ChildStdin,
-    rx: Receiver<Vec<u8>>,
+    rx: Receiver<Event>,
+    kvm: bool,
+    start: Instant,
+    /// For boot and command together.
+    timeout: Option<Duration>,
     /// Bytes received that do not yet end in a newline (a prompt, for one).
     partial: Vec<u8>,
     /// Every complete console line so far (boot graphs parse it; errors show its end).
@@ -181,39 +328,17 @@ fn is_prompt(partial: &[u8]) -> bool {
 }
 
 impl Guest {
-    /// Starts qemu and waits for the shell prompt after init's "Boot took" line.
-    pub fn boot(argv: &[String], timeout: Duration) -> Result<(Guest, BootTimes)> {
+    /// Starts qemu and waits for the shell prompt after init's "Boot took" line; `timeout`
+    /// bounds the boot and any later `run`.
+    pub fn boot(argv: &[String], timeout: Option<Duration>) -> Result<(Guest, BootTimes)> {
         let start = Instant::now();
-        let mut cmd = std::process::Command::new(&argv[0]);
-        cmd.args(&argv[1..]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe. If we die without running Drop, qemu dies too.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().with_context(|| format!("cannot start {}", argv[0]))?;
-        let (tx, rx) = channel();
-        for mut out in
-            [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())]
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = out.read(&mut buf) {
-                    if tx.send(buf[..n].to_vec()).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
+        let (mut child, rx) = spawn(argv, true)?;
         let stdin = child.stdin.take().unwrap();
-        let mut guest = Guest { child, stdin, rx, partial: Vec::new(), log: Vec::new() };
-        let deadline = start + timeout;
+        let kvm = is_kvm(argv);
+        let mut guest = Guest { child, stdin, rx, kvm, start, timeout, partial: Vec::new(), log: Vec::new() };
         let mut guest_s = None;
         loop {
-            for line in guest.read(deadline, "boot")? {
+            for line in guest.read("boot")? {
                 match marker(&line) {
                     Some(Marker::BootTook(s)) => guest_s = Some(s),
                     Some(Marker::Panic) => bail!("the kernel panicked: {}\n{}", line.trim(), guest.tail()),
@@ -226,16 +351,27 @@ impl Guest {
         }
     }
 
-    /// Waits for more console output; returns the complete lines it finished.
-    fn read(&mut self, deadline: Instant, what: &str) -> Result<Vec<String>> {
-        let chunk = match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(chunk) => chunk,
+    /// Waits for more output; returns the console lines it completed. qemu's stderr lines go to
+    /// the log, and a fatal one ends the run.
+    fn read(&mut self, what: &'static str) -> Result<Vec<String>> {
+        let event = match self.timeout {
+            Some(t) => self.rx.recv_timeout((self.start + t).saturating_duration_since(Instant::now())),
+            None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let chunk = match event {
+            Ok(Event::Console(chunk)) => chunk,
+            Ok(Event::Qemu(line)) if is_qemu_error(&line) => bail!("{}", failure(&causes(line, &self.rx), self.kvm)),
+            Ok(Event::Qemu(line)) => {
+                self.log.push(line);
+                return Ok(Vec::new());
+            }
             Err(RecvTimeoutError::Timeout) => {
-                bail!("no {what} within the timeout; last console lines:\n{}", self.tail())
+                let after = self.timeout.unwrap_or_default();
+                return Err(TimedOut { after, what, tail: self.tail() }.into());
             }
             Err(RecvTimeoutError::Disconnected) => {
                 let status = self.child.wait()?;
-                bail!("qemu exited ({status}) during {what}; last console lines:\n{}", self.tail())
+                bail!("qemu exited ({status}) during the {what}; last console lines:\n{}", self.tail())
             }
         };
         self.partial.extend(chunk);
@@ -264,8 +400,7 @@ impl Guest {
         let mut begun = false;
         let mut stdout = std::io::stdout().lock();
         loop {
-            // The command may run as long as it likes; only qemu exiting ends the wait early.
-            for line in self.read(Instant::now() + Duration::from_secs(365 * 24 * 3600), "command")? {
+            for line in self.read("command")? {
                 match marker(&line) {
                     Some(Marker::Begin) => begun = true,
                     Some(Marker::End(code, before)) if begun => {
@@ -367,6 +502,39 @@ mod tests {
         let line = command_line(&["dmesg | head -3; exit 3".into()]);
         assert_eq!(line, "echo TEENY''_BEGIN; sh -c 'dmesg | head -3; exit 3'; echo TEENY''_END:$?\n");
         assert!(command_line(&["it's".into()]).contains(r"sh -c 'it'\''s';"));
+    }
+
+    #[test]
+    fn recognises_qemu_fatal_errors() {
+        // Captured from `qemu --kvm` on a host whose KVM fails, and from other failures.
+        for line in [
+            "KVM internal error. Suberror: 1",
+            "emulation failure",
+            "Could not access KVM kernel module: No such file or directory",
+            "qemu-system-x86_64: failed to initialize kvm: No such file or directory",
+            "qemu: could not load kernel '/nonexistent': No such file or directory",
+            "qemu-system-x86_64: -m foo: Parameter 'size' expects a non-negative number below 2^64",
+        ] {
+            assert!(is_qemu_error(line), "{line}");
+        }
+        for line in [
+            "RAX=0000000000000000 RBX=0000000000000000 RCX=0000000000000000 RDX=0000000000000663",
+            "extra data[0]: 0x0000000000000000",
+            "qemu-system-x86_64: warning: host doesn't support requested feature",
+        ] {
+            assert!(!is_qemu_error(line), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_kvm_failure_says_to_drop_kvm() {
+        let causes = ["KVM internal error. Suberror: 1".to_owned(), "emulation failure".to_owned()];
+        let msg = failure(&causes, true);
+        assert!(msg.contains("  | KVM internal error. Suberror: 1\n  | emulation failure"), "{msg}");
+        assert!(msg.ends_with("KVM does not work on this host; run without --kvm"), "{msg}");
+        assert!(!failure(&causes, false).contains("--kvm"));
+        let not_kvm = failure(&["qemu: could not load kernel '/x': No such file or directory".into()], true);
+        assert!(!not_kvm.contains("--kvm"), "{not_kvm}");
     }
 
     #[test]
