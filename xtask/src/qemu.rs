@@ -117,6 +117,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     }
 }
 
+/// Boots, runs the command, returns its exit status.
 fn headless(argv: &[String], opts: &Options) -> Result<i32> {
     let (mut guest, times) = Guest::boot(argv, opts.timeout)?;
     eprintln!(
@@ -264,13 +265,15 @@ pub struct Guest {
     child: Child,
     stdin: ChildStdin,
     rx: Receiver<Event>,
+    /// Booted with -enable-kvm: a KVM failure then says to drop --kvm.
     kvm: bool,
     start: Instant,
     /// For boot and command together.
     timeout: Option<Duration>,
     /// Bytes received that do not yet end in a newline (a prompt, for one).
     partial: Vec<u8>,
-    /// Every complete console line so far (boot graphs parse it; errors show its end).
+    /// Every complete console line and qemu stderr line so far (boot graphs parse it; errors
+    /// show its end).
     log: Vec<String>,
 }
 
