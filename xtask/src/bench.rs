@@ -137,7 +137,7 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<()> {
     let (mut guest, mut host) = (Vec::new(), Vec::new());
     for i in 1..=opts.runs {
         eprintln!("boot {i}/{} of {}: $ {}", opts.runs, row.config, crate::runner::display(&argv));
-        let (_guest, t) = Guest::boot(&argv, opts.timeout)?;
+        let (_guest, t) = Guest::boot(&argv, Some(opts.timeout))?;
         guest.push(t.guest_s);
         host.push(t.host_s);
     }
@@ -383,7 +383,7 @@ fn bootgraph(ctx: &Ctx, opts: &Options, config: &str) -> Result<Utf8PathBuf> {
     let append = ["initcall_debug".into(), "printk.time=1".into(), "loglevel=8".into()];
     let argv = qemu::boot_argv(&kernel, &initrd, opts.kvm, &append, &[]);
     eprintln!("$ {}", crate::runner::display(&argv));
-    let (guest, times) = Guest::boot(&argv, opts.timeout)?;
+    let (guest, times) = Guest::boot(&argv, Some(opts.timeout))?;
     let calls = initcalls(guest.log());
     anyhow::ensure!(!calls.is_empty(), "no initcall lines on the console (does {config} have PRINTK?)");
     let out = ctx.build.join("bench").join(format!("bootgraph-{config}.svg"));

@@ -107,16 +107,21 @@ enum Command {
         /// Use KVM (-enable-kvm); fails if /dev/kvm is missing or not usable by you.
         #[arg(long)]
         kvm: bool,
+        /// Boot the kernel and initramfs already built, without checking or building anything.
+        #[arg(long)]
+        no_build: bool,
         /// Extra kernel command line arguments (after console=ttyS0 panic=-1).
         #[arg(long, allow_hyphen_values = true)]
         append: Vec<String>,
         /// Extra qemu arguments, split at spaces (e.g. --qemu-args "-m 512M -smp 2").
         #[arg(long, allow_hyphen_values = true)]
         qemu_args: Option<String>,
-        /// Seconds to wait for the guest shell in headless mode.
-        #[arg(long, default_value_t = 120)]
+        /// Seconds the headless run may take, boot and command together; then qemu is killed and
+        /// the exit status is 124, as timeout(1) gives. 0: no limit.
+        #[arg(long, default_value_t = 300)]
         timeout: u64,
-        /// Command (and arguments) to run in the guest shell, after `--`.
+        /// Command to run in the guest shell, after `--`. One argument is a shell command line
+        /// (`-- 'dmesg | head -3'`); several are words passed as they are (`-- cat /proc/cmdline`).
         #[arg(last = true)]
         command: Vec<String>,
     },
@@ -230,16 +235,17 @@ fn try_main() -> Result<()> {
             };
             kernel::run(&ctx, &name.expect("clap requires NAME"), action)?;
         }
-        Command::Qemu { kernel, initrd, kvm, append, qemu_args, timeout, command } => {
+        Command::Qemu { kernel, no_build, initrd, kvm, append, qemu_args, timeout, command } => {
             let qemu_args = qemu_args.unwrap_or_default().split_whitespace().map(String::from).collect();
             let initrd = initrd.map(ctx::absolute).transpose()?;
             let opts = qemu::Options {
                 kernel,
+                no_build,
                 initrd,
                 kvm,
                 append,
                 qemu_args,
-                timeout: std::time::Duration::from_secs(timeout),
+                timeout: (timeout > 0).then(|| std::time::Duration::from_secs(timeout)),
                 command,
             };
             let code = qemu::run(&ctx, &opts)?;

@@ -2,12 +2,14 @@
 //!
 //! Headless, the serial console is a pipe: we wait for init's "Boot took" line and the shell
 //! prompt, type one command wrapped in markers, stream its output and return its exit status.
+//! In both modes qemu's stderr goes through us, so that its fatal errors (a failing KVM stops
+//! the guest without ending qemu) end the run at once with their cause.
 
 use crate::ctx::Ctx;
 use crate::kernel::Kernel;
 use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -16,11 +18,14 @@ use std::time::{Duration, Instant};
 /// What to boot and how (the `cargo xtask qemu` flags).
 pub struct Options {
     pub kernel: String,
+    /// Boot what is built, checking nothing (a source tree's make takes seconds even with nothing to do).
+    pub no_build: bool,
     pub initrd: Option<Utf8PathBuf>,
     pub kvm: bool,
     pub append: Vec<String>,
     pub qemu_args: Vec<String>,
-    pub timeout: Duration,
+    /// Bounds the whole headless run, boot and command; `None`: no bound.
+    pub timeout: Option<Duration>,
     /// A command for the guest shell; empty: interactive console.
     pub command: Vec<String>,
 }
@@ -65,10 +70,20 @@ pub fn boot_argv(
     qemu_argv(&Machine { kernel: &kernel.image, initrd, kvm, append: &append, qemu_args: &qemu_args })
 }
 
-/// Fails with the cause when this user cannot use KVM; never falls back to emulation.
+/// Fails with the cause when this user cannot use KVM; never falls back to emulation. Warns when
+/// KVM has no hardware virtualization under it.
 pub fn check_kvm(dev: &Utf8Path) -> Result<()> {
     match std::fs::OpenOptions::new().read(true).write(true).open(dev) {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            // Such a /dev/kvm virtualizes in software (e.g. kvm_pvm in a cloud VM). On one, the
+            // guest ran far slower than under TCG and died with "KVM internal error" ~145 s in.
+            if fs_err::read_to_string("/proc/cpuinfo").is_ok_and(|c| !has_hardware_virtualization(&c)) {
+                eprintln!(
+                    "warning: --kvm: the CPU shows no hardware virtualization (no vmx or svm flag in /proc/cpuinfo); KVM may be slower than without --kvm, or fail"
+                );
+            }
+            Ok(())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
             "--kvm: {dev} does not exist: load the module (`sudo modprobe kvm_intel` or `kvm_amd`) and enable virtualization in the firmware, or drop --kvm"
         ),
@@ -77,6 +92,12 @@ pub fn check_kvm(dev: &Utf8Path) -> Result<()> {
         ),
         Err(e) => Err(e).with_context(|| format!("--kvm: cannot open {dev}")),
     }
+}
+
+/// Whether /proc/cpuinfo's flags show Intel VT-x (vmx) or AMD-V (svm).
+fn has_hardware_virtualization(cpuinfo: &str) -> bool {
+    let flags = cpuinfo.lines().filter(|l| l.starts_with("flags"));
+    flags.flat_map(str::split_whitespace).any(|f| f == "vmx" || f == "svm")
 }
 
 /// Timing of one headless boot.
@@ -93,22 +114,38 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     if opts.kvm {
         check_kvm("/dev/kvm".into())?;
     }
-    let kernel = crate::kernel::build(ctx, &opts.kernel)?;
+    let kernel = match opts.no_build {
+        true => crate::kernel::existing(ctx, &opts.kernel)?,
+        false => crate::kernel::build(ctx, &opts.kernel)?,
+    };
     let initrd = match &opts.initrd {
         Some(p) => p.clone(),
+        None if opts.no_build => {
+            let path = crate::initramfs::path(ctx, kernel.initramfs);
+            anyhow::ensure!(path.is_file(), "--no-build: {path} is missing: pack it with `cargo xtask initramfs`");
+            path
+        }
         None => crate::initramfs::build(ctx, kernel.initramfs)?,
     };
     let argv = boot_argv(&kernel, &initrd, opts.kvm, &opts.append, &opts.qemu_args);
     eprintln!("$ {}", crate::runner::display(&argv));
     if opts.command.is_empty() {
         eprintln!("(the terminal is the guest's serial console: Ctrl-a x quits qemu)");
-        let status = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .status()
-            .context("cannot start qemu-system-x86_64")?;
-        return Ok(status.code().unwrap_or(1));
+        return interactive(&argv);
     }
-    let (mut guest, times) = Guest::boot(&argv, opts.timeout)?;
+    match headless(&argv, opts) {
+        Err(e) if e.downcast_ref::<TimedOut>().is_some() => {
+            eprintln!("error: {e:#}\n(--timeout bounds boot and command; --timeout 0 for none)");
+            // As timeout(1) does.
+            Ok(124)
+        }
+        result => result,
+    }
+}
+
+/// Boots, runs the command, returns its exit status.
+fn headless(argv: &[String], opts: &Options) -> Result<i32> {
+    let (mut guest, times) = Guest::boot(argv, opts.timeout)?;
     eprintln!(
         "booted: guest uptime at init {:.3} s, host {:.3} s from qemu start to the shell",
         times.guest_s, times.host_s
@@ -116,14 +153,153 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     guest.run(&opts.command)
 }
 
+/// qemu on the terminal, its stderr watched: on a fatal error, qemu is ended (SIGTERM, so it
+/// restores the terminal) instead of sitting stopped.
+fn interactive(argv: &[String]) -> Result<i32> {
+    let (mut child, rx) = spawn(argv, false)?;
+    let mut stderr = std::io::stderr();
+    while let Ok(event) = rx.recv() {
+        let Event::Qemu(line) = event else { continue };
+        if is_qemu_error(&line) {
+            let causes = causes(line, &rx);
+            // SAFETY: kill(2) on our own child, not yet reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+            bail!("{}", failure(&causes, is_kvm(argv)));
+        }
+        // qemu's own lines; the terminal is raw while qemu runs.
+        write!(stderr, "{line}\r\n")?;
+    }
+    let status = child.wait().context("waiting for qemu")?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// What qemu's reader threads send.
+enum Event {
+    /// Serial console bytes (headless only).
+    Console(Vec<u8>),
+    /// A line qemu wrote to its stderr.
+    Qemu(String),
+}
+
+/// Starts qemu with stderr read line by line; `console`: also stdin and stdout piped (headless).
+/// Both threads end, so the channel disconnects, when qemu exits.
+fn spawn(argv: &[String], console: bool) -> Result<(Child, Receiver<Event>)> {
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]).stderr(Stdio::piped());
+    if console {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    }
+    // SAFETY: prctl is async-signal-safe. If we die without running Drop, qemu dies too.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().with_context(|| format!("cannot start {}", argv[0]))?;
+    let (tx, rx) = channel();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let qemu = tx.clone();
+    std::thread::spawn(move || {
+        for line in stderr.split(b'\n').map_while(Result::ok) {
+            let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_owned();
+            if qemu.send(Event::Qemu(line)).is_err() {
+                break;
+            }
+        }
+    });
+    if let Some(mut out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = out.read(&mut buf) {
+                if tx.send(Event::Console(buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Ok((child, rx))
+}
+
+/// qemu stderr lines that state why it cannot go on. A failing KVM prints "KVM internal error",
+/// then a register dump, and stops the guest without exiting.
+const QEMU_ERRORS: [&str; 8] = [
+    "KVM internal error",
+    "emulation failure",
+    "KVM: entry failed",
+    "kvm run failed",
+    "Could not access KVM kernel module",
+    "failed to initialize kvm",
+    "qemu: could not",
+    "qemu: linux kernel too old",
+];
+
+pub fn is_qemu_error(line: &str) -> bool {
+    // Besides the known ones, anything qemu reports under its name, except warnings.
+    let named = line.starts_with("qemu-system-") && !line.contains("warning:");
+    named || QEMU_ERRORS.iter().any(|e| line.contains(e))
+}
+
+/// The first error line and the error lines that follow it within a moment (not the register
+/// dump between them).
+fn causes(first: String, rx: &Receiver<Event>) -> Vec<String> {
+    let mut causes = vec![first];
+    let until = Instant::now() + Duration::from_secs(1);
+    while let Ok(event) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        if let Event::Qemu(line) = event
+            && is_qemu_error(&line)
+        {
+            causes.push(line);
+        }
+    }
+    causes
+}
+
+/// The error for qemu's fatal lines, with the way out when KVM is the cause.
+pub fn failure(causes: &[String], kvm: bool) -> String {
+    let mut msg = format!("qemu failed:\n{}", causes.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n"));
+    if kvm && causes.iter().any(|l| l.to_lowercase().contains("kvm")) {
+        msg.push_str("\nKVM does not work on this host; run without --kvm");
+    }
+    msg
+}
+
+fn is_kvm(argv: &[String]) -> bool {
+    argv.iter().any(|a| a == "-enable-kvm")
+}
+
+/// The run outlived its `--timeout`.
+#[derive(Debug)]
+pub struct TimedOut {
+    after: Duration,
+    what: &'static str,
+    tail: String,
+}
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let (after, what, tail) = (self.after.as_secs(), self.what, &self.tail);
+        write!(f, "timed out after {after} s during the {what}, qemu killed; last console lines:\n{tail}")
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
 /// A qemu process whose serial console we read; killed and reaped on drop.
 pub struct Guest {
     child: Child,
     stdin: ChildStdin,
-    rx: Receiver<Vec<u8>>,
+    rx: Receiver<Event>,
+    /// Booted with -enable-kvm: a KVM failure then says to drop --kvm.
+    kvm: bool,
+    start: Instant,
+    /// For boot and command together.
+    timeout: Option<Duration>,
     /// Bytes received that do not yet end in a newline (a prompt, for one).
     partial: Vec<u8>,
-    /// Every complete console line so far (boot graphs parse it; errors show its end).
+    /// Every complete console line and qemu stderr line so far (boot graphs parse it; errors
+    /// show its end).
     log: Vec<String>,
 }
 
@@ -162,11 +338,17 @@ pub fn marker(line: &str) -> Option<Marker> {
     code.trim().parse().ok().map(|c| Marker::End(c, before.to_owned()))
 }
 
-/// One line for the guest shell that runs `argv` verbatim (each word single-quoted) between markers.
+/// One line for the guest shell, between markers: several words run verbatim (each one
+/// single-quoted); a single one is a command line of its own (`sh -c`), as `ssh host 'cmd'` runs.
 pub fn command_line(argv: &[String]) -> String {
-    let words: Vec<String> = argv.iter().map(|a| format!("'{}'", a.replace('\'', r"'\''"))).collect();
+    let quote = |a: &String| format!("'{}'", a.replace('\'', r"'\''"));
+    let command = match argv {
+        // A shell of its own, so that an `exit` ends the command and not the console.
+        [line] => format!("sh -c {}", quote(line)),
+        words => words.iter().map(quote).collect::<Vec<_>>().join(" "),
+    };
     let split = |m: &str| format!("{}''{}", &m[..5], &m[5..]);
-    format!("echo {}; {}; echo {}$?\n", split(BEGIN), words.join(" "), split(END))
+    format!("echo {}; {command}; echo {}$?\n", split(BEGIN), split(END))
 }
 
 /// A shell prompt: the console's last partial line ends in `# ` or `$ `.
@@ -175,39 +357,17 @@ fn is_prompt(partial: &[u8]) -> bool {
 }
 
 impl Guest {
-    /// Starts qemu and waits for the shell prompt after init's "Boot took" line.
-    pub fn boot(argv: &[String], timeout: Duration) -> Result<(Guest, BootTimes)> {
+    /// Starts qemu and waits for the shell prompt after init's "Boot took" line; `timeout`
+    /// bounds the boot and any later `run`.
+    pub fn boot(argv: &[String], timeout: Option<Duration>) -> Result<(Guest, BootTimes)> {
         let start = Instant::now();
-        let mut cmd = std::process::Command::new(&argv[0]);
-        cmd.args(&argv[1..]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe. If we die without running Drop, qemu dies too.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().with_context(|| format!("cannot start {}", argv[0]))?;
-        let (tx, rx) = channel();
-        for mut out in
-            [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())]
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = out.read(&mut buf) {
-                    if tx.send(buf[..n].to_vec()).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
+        let (mut child, rx) = spawn(argv, true)?;
         let stdin = child.stdin.take().unwrap();
-        let mut guest = Guest { child, stdin, rx, partial: Vec::new(), log: Vec::new() };
-        let deadline = start + timeout;
+        let kvm = is_kvm(argv);
+        let mut guest = Guest { child, stdin, rx, kvm, start, timeout, partial: Vec::new(), log: Vec::new() };
         let mut guest_s = None;
         loop {
-            for line in guest.read(deadline, "boot")? {
+            for line in guest.read("boot")? {
                 match marker(&line) {
                     Some(Marker::BootTook(s)) => guest_s = Some(s),
                     Some(Marker::Panic) => bail!("the kernel panicked: {}\n{}", line.trim(), guest.tail()),
@@ -220,16 +380,27 @@ impl Guest {
         }
     }
 
-    /// Waits for more console output; returns the complete lines it finished.
-    fn read(&mut self, deadline: Instant, what: &str) -> Result<Vec<String>> {
-        let chunk = match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(chunk) => chunk,
+    /// Waits for more output; returns the console lines it completed. qemu's stderr lines go to
+    /// the log, and a fatal one ends the run.
+    fn read(&mut self, what: &'static str) -> Result<Vec<String>> {
+        let event = match self.timeout {
+            Some(t) => self.rx.recv_timeout((self.start + t).saturating_duration_since(Instant::now())),
+            None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let chunk = match event {
+            Ok(Event::Console(chunk)) => chunk,
+            Ok(Event::Qemu(line)) if is_qemu_error(&line) => bail!("{}", failure(&causes(line, &self.rx), self.kvm)),
+            Ok(Event::Qemu(line)) => {
+                self.log.push(line);
+                return Ok(Vec::new());
+            }
             Err(RecvTimeoutError::Timeout) => {
-                bail!("no {what} within the timeout; last console lines:\n{}", self.tail())
+                let after = self.timeout.unwrap_or_default();
+                return Err(TimedOut { after, what, tail: self.tail() }.into());
             }
             Err(RecvTimeoutError::Disconnected) => {
                 let status = self.child.wait()?;
-                bail!("qemu exited ({status}) during {what}; last console lines:\n{}", self.tail())
+                bail!("qemu exited ({status}) during the {what}; last console lines:\n{}", self.tail())
             }
         };
         self.partial.extend(chunk);
@@ -258,8 +429,7 @@ impl Guest {
         let mut begun = false;
         let mut stdout = std::io::stdout().lock();
         loop {
-            // The command may run as long as it likes; only qemu exiting ends the wait early.
-            for line in self.read(Instant::now() + Duration::from_secs(365 * 24 * 3600), "command")? {
+            for line in self.read("command")? {
                 match marker(&line) {
                     Some(Marker::Begin) => begun = true,
                     Some(Marker::End(code, before)) if begun => {
@@ -338,6 +508,14 @@ mod tests {
     }
 
     #[test]
+    fn hardware_virtualization_is_a_cpu_flag() {
+        assert!(has_hardware_virtualization("flags\t\t: fpu vme svm lm\n"));
+        assert!(has_hardware_virtualization("model name\t: Intel\nflags\t\t: fpu vmx\n"));
+        // An AMD EPYC cloud VM whose /dev/kvm is kvm_pvm: guests failed with KVM internal errors.
+        assert!(!has_hardware_virtualization("model name\t: AMD EPYC\nflags\t\t: fpu vme hypervisor lm\n"));
+    }
+
+    #[test]
     fn parses_console_markers() {
         assert_eq!(marker("Boot took 0.28 seconds"), Some(Marker::BootTook(0.28)));
         assert_eq!(marker("[    1.2] Kernel panic - not syncing: No working init found."), Some(Marker::Panic));
@@ -355,6 +533,46 @@ mod tests {
     fn guest_command_quotes_every_word() {
         let line = command_line(&["sh".into(), "-c".into(), "exit 7".into(), "it's".into()]);
         assert_eq!(line, "echo TEENY''_BEGIN; 'sh' '-c' 'exit 7' 'it'\\''s'; echo TEENY''_END:$?\n");
+    }
+
+    #[test]
+    fn a_single_argument_is_a_shell_command_line() {
+        let line = command_line(&["dmesg | head -3; exit 3".into()]);
+        assert_eq!(line, "echo TEENY''_BEGIN; sh -c 'dmesg | head -3; exit 3'; echo TEENY''_END:$?\n");
+        assert!(command_line(&["it's".into()]).contains(r"sh -c 'it'\''s';"));
+    }
+
+    #[test]
+    fn recognises_qemu_fatal_errors() {
+        // Captured from `qemu --kvm` on a host whose KVM fails, and from other failures.
+        for line in [
+            "KVM internal error. Suberror: 1",
+            "emulation failure",
+            "Could not access KVM kernel module: No such file or directory",
+            "qemu-system-x86_64: failed to initialize kvm: No such file or directory",
+            "qemu: could not load kernel '/nonexistent': No such file or directory",
+            "qemu-system-x86_64: -m foo: Parameter 'size' expects a non-negative number below 2^64",
+        ] {
+            assert!(is_qemu_error(line), "{line}");
+        }
+        for line in [
+            "RAX=0000000000000000 RBX=0000000000000000 RCX=0000000000000000 RDX=0000000000000663",
+            "extra data[0]: 0x0000000000000000",
+            "qemu-system-x86_64: warning: host doesn't support requested feature",
+        ] {
+            assert!(!is_qemu_error(line), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_kvm_failure_says_to_drop_kvm() {
+        let causes = ["KVM internal error. Suberror: 1".to_owned(), "emulation failure".to_owned()];
+        let msg = failure(&causes, true);
+        assert!(msg.contains("  | KVM internal error. Suberror: 1\n  | emulation failure"), "{msg}");
+        assert!(msg.ends_with("KVM does not work on this host; run without --kvm"), "{msg}");
+        assert!(!failure(&causes, false).contains("--kvm"));
+        let not_kvm = failure(&["qemu: could not load kernel '/x': No such file or directory".into()], true);
+        assert!(!not_kvm.contains("--kvm"), "{not_kvm}");
     }
 
     #[test]
