@@ -78,6 +78,7 @@ fn published(config: &str) -> (&'static str, &'static str) {
 
 pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
     if opts.kvm {
+        ctx.arch.check_kvm()?;
         qemu::check_kvm("/dev/kvm".into())?;
     }
     anyhow::ensure!(opts.runs > 0, "--runs must be at least 1");
@@ -108,7 +109,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
         );
     }
     println!("chart: {svg}");
-    let report = Report { results: rows, machine: machine_info(), packing };
+    let report = Report { results: rows, machine: machine_info(ctx.arch), packing };
     if let Some(path) = &opts.json {
         crate::ctx::write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
         println!("json: {path}");
@@ -130,7 +131,7 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<()> {
     row.build =
         fs::read_to_string(kernel.obj.join(crate::kernel::RECORD)).ok().and_then(|t| serde_json::from_str(&t).ok());
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
-    row.bzimage_bytes = Some(fs::metadata(&kernel.bzimage)?.len());
+    row.bzimage_bytes = Some(fs::metadata(&kernel.boot_image)?.len());
     let initrd = initramfs::build(ctx, kernel.initramfs)?;
     row.initramfs_bytes = Some(fs::metadata(&initrd)?.len());
     let argv = qemu::boot_argv(&kernel, &initrd, opts.kvm, &[], &[]);
@@ -246,11 +247,11 @@ fn chart(rows: &[Row]) -> String {
     svg + "</svg>\n"
 }
 
-fn machine_info() -> MachineInfo {
+fn machine_info(arch: &crate::arch::Arch) -> MachineInfo {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu_model =
         cpuinfo.lines().find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, m)| m.trim().to_owned()));
-    let qemu = std::process::Command::new("qemu-system-x86_64").arg("--version").output().ok();
+    let qemu = std::process::Command::new(arch.qemu).arg("--version").output().ok();
     MachineInfo {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu_model: cpu_model.unwrap_or_default(),

@@ -22,7 +22,7 @@ pub enum Compression {
     None,
 }
 
-/// Builds busybox if needed, then writes build/initramfs-busybox-x86.cpio[.gz]; returns its path.
+/// Builds busybox if needed, then writes build/initramfs-busybox-ARCH.cpio[.gz]; returns its path.
 pub fn build(ctx: &Ctx, compression: Compression) -> Result<Utf8PathBuf> {
     let install = crate::busybox::build(ctx, false)?;
     let entries = entries(&install, &ctx.root.join("rootfs"))?;
@@ -50,7 +50,7 @@ pub fn path(ctx: &Ctx, compression: Compression) -> Utf8PathBuf {
         Compression::Gzip => "cpio.gz",
         Compression::None => "cpio",
     };
-    ctx.build.join(format!("initramfs-busybox-x86.{suffix}"))
+    ctx.build.join(format!("initramfs-busybox-{}.{suffix}", ctx.arch.dir))
 }
 
 /// Every archive member, sorted, from busybox's install folder and the rootfs skeleton.
