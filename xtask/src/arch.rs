@@ -34,7 +34,13 @@ pub struct Arch {
     pub console: &'static str,
     /// The ELF header's e_machine, to check that busybox was built for this architecture.
     pub elf_machine: u16,
+    /// busybox settings this arch needs on top of `busybox-configs/busybox.config`.
+    pub busybox: &'static str,
 }
+
+/// busybox 1.37 does not compile its SHA1 SHA-NI code off x86: `sha1_process_block64_shaNI`
+/// is declared for x86 only but used unconditionally (libbb/hash_md5_sha.c).
+const NO_SHA_NI: &str = "# CONFIG_SHA1_HWACCEL is not set\n";
 
 pub const ARCHES: &[Arch] = &[
     Arch {
@@ -51,6 +57,7 @@ pub const ARCHES: &[Arch] = &[
         cpu: None,
         console: "ttyS0",
         elf_machine: 62, // EM_X86_64
+        busybox: "",
     },
     Arch {
         name: "arm64",
@@ -67,6 +74,7 @@ pub const ARCHES: &[Arch] = &[
         cpu: Some("cortex-a57"),
         console: "ttyAMA0", // the virt board's PL011 UART
         elf_machine: 183,   // EM_AARCH64
+        busybox: NO_SHA_NI,
     },
     Arch {
         name: "riscv64",
@@ -83,6 +91,7 @@ pub const ARCHES: &[Arch] = &[
         cpu: None,
         console: "ttyS0", // the virt board's 16550 UART
         elf_machine: 243, // EM_RISCV
+        busybox: NO_SHA_NI,
     },
 ];
 

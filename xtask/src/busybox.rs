@@ -13,7 +13,9 @@ use fs_err as fs;
 pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     let fragment_path = ctx.root.join("busybox-configs/busybox.config");
     let fragment_text = fs::read_to_string(&fragment_path)?;
-    let fragment = kconfig::parse(fragment_path.as_str(), &fragment_text)?;
+    let mut fragment = kconfig::parse(fragment_path.as_str(), &fragment_text)?;
+    // The arch's own lines win over the shared file's.
+    fragment.extend(kconfig::parse(&format!("the {} entry of arch.rs", ctx.arch.name), ctx.arch.busybox)?);
     let tree = sources::fetch(ctx, Package::Busybox)?;
     // Per architecture, as in the walk-through (`make O=../obj/busybox-x86`).
     let name = format!("busybox-{}", ctx.arch.dir);
@@ -23,7 +25,9 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     let stamp_path = obj.join(".teeny-stamp");
     let image = crate::builder::identity(ctx)?;
     // A user's tree changes under us: only make knows whether it is up to date.
-    let stamp = tree.id.as_ref().map(|id| sha256_hex(&[fragment_text.as_bytes(), id.as_bytes(), image.as_bytes()]));
+    let stamp = tree.id.as_ref().map(|id| {
+        sha256_hex(&[fragment_text.as_bytes(), ctx.arch.busybox.as_bytes(), id.as_bytes(), image.as_bytes()])
+    });
     if !edit
         && install.join("bin/busybox").exists()
         && let Some(stamp) = &stamp
