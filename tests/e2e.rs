@@ -699,3 +699,49 @@ fn interactive_console_has_job_control_and_ctrl_c_interrupts() {
     assert!(term.child.try_wait().unwrap().is_some(), "Ctrl-a x did not end qemu");
     no_qemu_left();
 }
+
+/// Another architecture's allnoconfig, cross-built with its own busybox and initramfs, boots
+/// under emulation and runs a command: the guest's `uname -m` is `machine`.
+fn other_arch_boots(arch: &str, machine: &str) {
+    let out = xtask(&["qemu", "--arch", arch, "--kernel", "allnoconfig", "--", "uname", "-m"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), machine);
+    let record = std::fs::read_to_string(build_dir().join(format!("obj/linux-{arch}-allnoconfig/teeny-build.json")));
+    let record = record.unwrap();
+    assert_eq!(field(&record, "arch"), arch);
+    assert!(record.contains(" CROSS_COMPILE="), "every make names its compiler: {record}");
+    for built in [
+        format!("obj/linux-{arch}-allnoconfig/vmlinux"),
+        format!("obj/busybox-{arch}/busybox"),
+        format!("initramfs-busybox-{arch}.cpio.gz"),
+    ] {
+        assert!(build_dir().join(&built).is_file(), "{built}");
+    }
+    no_qemu_left();
+}
+
+#[test]
+fn arm64_allnoconfig_boots_and_says_aarch64() {
+    let _g = serial();
+    other_arch_boots("arm64", "aarch64");
+}
+
+#[test]
+fn riscv64_allnoconfig_boots_and_says_riscv64() {
+    let _g = serial();
+    other_arch_boots("riscv64", "riscv64");
+}
+
+#[test]
+fn kvm_for_another_architecture_fails_before_anything_starts() {
+    let _g = serial();
+    let other = if std::env::consts::ARCH == "aarch64" { "riscv64" } else { "arm64" };
+    let start = Instant::now();
+    let out = xtask(&["qemu", "--arch", other, "--kvm", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("--kvm runs guests of the host's own architecture") && !err.contains("$ make"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(60), "it built first");
+    let out = xtask(&["--arch", "sparc", "kernel", "--list"]);
+    assert!(stderr(&out).contains("unknown architecture `sparc`"), "{}", stderr(&out));
+}
