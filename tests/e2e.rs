@@ -1,7 +1,7 @@
 //! End-to-end tests: they run `cargo xtask …` exactly as a user does, with the real builder
 //! image, the real busybox and allnoconfig kernel builds, and real qemu boots (TCG).
 //!
-//! They need Docker and qemu-system-x86_64, and sources: either network access or the offline
+//! They need Docker and qemu-system-x86_64 (and -aarch64, -riscv64 for the other arches' boots), and sources: either network access or the offline
 //! variables of the README (TEENY_DOWNLOADS, TEENY_KERNEL_SOURCE). Tests run one at a time in
 //! a build folder of their own (target/tmp/e2e-build), so a user's build/ and work in progress
 //! are never touched; only the download cache is shared.
