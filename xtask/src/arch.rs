@@ -22,7 +22,7 @@ pub struct Arch {
     /// The kernel's source folder, `arch/SRCARCH/` (what kbuild derives from ARCH).
     pub srcarch: &'static str,
     /// Debian's cross toolchain prefix (docker/Dockerfile installs it).
-    pub cross_compile: &'static str,
+    pub cross_prefix: &'static str,
     /// The boot image make leaves in the `O=` folder.
     pub image: &'static str,
     pub qemu: &'static str,
@@ -45,12 +45,12 @@ const NO_SHA_NI: &str = "# CONFIG_SHA1_HWACCEL is not set\n";
 pub const ARCHES: &[Arch] = &[
     Arch {
         name: "x86_64",
-        aliases: &["amd64", "x86-64", "x86"],
+        aliases: &["amd64", "x86-64"],
         rust: "x86_64",
         dir: "x86",
         kernel_arch: "x86_64",
         srcarch: "x86",
-        cross_compile: "x86_64-linux-gnu-",
+        cross_prefix: "x86_64-linux-gnu-",
         image: "arch/x86/boot/bzImage",
         qemu: "qemu-system-x86_64",
         machine: &[],
@@ -66,7 +66,7 @@ pub const ARCHES: &[Arch] = &[
         dir: "arm64",
         kernel_arch: "arm64",
         srcarch: "arm64",
-        cross_compile: "aarch64-linux-gnu-",
+        cross_prefix: "aarch64-linux-gnu-",
         image: "arch/arm64/boot/Image",
         qemu: "qemu-system-aarch64",
         machine: &["-M", "virt"],
@@ -83,7 +83,7 @@ pub const ARCHES: &[Arch] = &[
         dir: "riscv64",
         kernel_arch: "riscv",
         srcarch: "riscv",
-        cross_compile: "riscv64-linux-gnu-",
+        cross_prefix: "riscv64-linux-gnu-",
         image: "arch/riscv/boot/Image",
         qemu: "qemu-system-riscv64",
         // qemu loads its bundled OpenSBI, which starts the kernel in supervisor mode.
@@ -103,7 +103,7 @@ impl Arch {
 
     /// `CROSS_COMPILE=`: empty on the host's own architecture, whose native gcc builds it.
     pub fn cross_compile(&self) -> &'static str {
-        if self.is_host() { "" } else { self.cross_compile }
+        if self.is_host() { "" } else { self.cross_prefix }
     }
 
     /// The make arguments that select this architecture, for the kernel and busybox alike.
@@ -189,7 +189,7 @@ mod tests {
         assert!(host.is_host() && host.cross_compile().is_empty());
         host.check_kvm().unwrap();
         for other in ARCHES.iter().filter(|a| *a != host) {
-            assert_eq!(other.make_args()[1], format!("CROSS_COMPILE={}", other.cross_compile));
+            assert_eq!(other.make_args()[1], format!("CROSS_COMPILE={}", other.cross_prefix));
             let err = other.check_kvm().unwrap_err().to_string();
             assert!(err.contains(other.name) && err.contains("drop --kvm"), "{err}");
         }
