@@ -223,8 +223,14 @@ fn run_profile(
     }
     let inputs = inputs(ctx, &tree, text, profile)?;
     let stamp = obj.join(".teeny-build-stamp");
+    // The .config as built goes into the stamp too: a hand edit (scripts/config) not yet saved
+    // to the config file is built by make, as before.
+    let built_from = |inputs: &str| -> String {
+        let config = fs::read(obj.join(".config")).unwrap_or_default();
+        format!("{inputs} {}", sha256_hex(&[&config]))
+    };
     if let (Action::Build, Some(inputs)) = (&action, &inputs)
-        && fs::read_to_string(&stamp).is_ok_and(|s| s == *inputs)
+        && fs::read_to_string(&stamp).is_ok_and(|s| s == built_from(inputs))
     {
         // An immutable source and unchanged inputs: the kernel in obj is this build's, no make needed.
         let kernel = built(&obj, profile)?;
@@ -237,7 +243,7 @@ fn run_profile(
         Action::Build => {
             let kernel = compile(ctx, &tree, &obj, name, text, profile, start)?;
             if let Some(inputs) = inputs {
-                write_atomic(&stamp, inputs.as_bytes())?;
+                write_atomic(&stamp, built_from(&inputs).as_bytes())?;
             }
             Ok(Some(kernel))
         }
