@@ -49,6 +49,17 @@ pub struct Kernel {
     pub initramfs: Compression,
 }
 
+impl Kernel {
+    /// Sizes and release, for people.
+    fn report(&self) -> Result<()> {
+        for f in [&self.vmlinux, &self.bzimage] {
+            eprintln!("{f} ({} bytes)", fs::metadata(f)?.len());
+        }
+        eprintln!("kernel release {}", self.release);
+        Ok(())
+    }
+}
+
 /// A parsed `kernel-configs/NAME.config`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Profile {
@@ -234,7 +245,8 @@ fn run_profile(
     {
         // An immutable source and unchanged inputs: the kernel in obj is this build's, no make needed.
         let kernel = built(&obj, profile)?;
-        eprintln!("kernel {name} is up to date in {obj} (release {})", kernel.release);
+        eprintln!("kernel {name} is up to date in {obj}");
+        kernel.report()?;
         return Ok(Some(kernel));
     }
     let _ = fs::remove_file(&stamp);
@@ -447,10 +459,7 @@ fn compile(
     let build = make(tree, obj, &[&format!("-j{}", ctx.jobs)]);
     ctx.runner()?.run(&crate::ccache::apply(ctx, build.clone(), &stats_log)?)?;
     let kernel = built(obj, profile)?;
-    for f in [&kernel.vmlinux, &kernel.bzimage] {
-        eprintln!("{f} ({} bytes)", fs::metadata(f)?.len());
-    }
-    eprintln!("kernel release {}", kernel.release);
+    kernel.report()?;
     let ccache = crate::ccache::stats(&stats_log);
     if let Some(c) = ccache {
         eprintln!("ccache: {} hits, {} misses", c.hits, c.misses);
