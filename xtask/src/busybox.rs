@@ -66,9 +66,7 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     }
     let stats_log = obj.join(".teeny-ccache-stats.log");
     runner.run(&crate::ccache::apply(ctx, step(&["make", &o, &format!("-j{}", ctx.jobs)]), &stats_log)?)?;
-    if let Some(c) = crate::ccache::stats(&stats_log) {
-        eprintln!("ccache: {} hits, {} misses", c.hits, c.misses);
-    }
+    crate::ccache::stats(&stats_log);
     let binary = obj.join("busybox");
     let bytes = fs::read(&binary)?;
     if has_interpreter(&bytes).with_context(|| format!("{binary} is not an x86-64 ELF file"))? {

@@ -461,9 +461,6 @@ fn compile(
     let kernel = built(obj, profile)?;
     kernel.report()?;
     let ccache = crate::ccache::stats(&stats_log);
-    if let Some(c) = ccache {
-        eprintln!("ccache: {} hits, {} misses", c.hits, c.misses);
-    }
     let recipe = [make(tree, obj, &[&profile.base]), make(tree, obj, &["olddefconfig"]), build];
     let record = record::Record {
         config: name.to_owned(),
