@@ -75,9 +75,7 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     }
     let stats_log = obj.join(".teeny-ccache-stats.log");
     runner.run(&crate::ccache::apply(ctx, step(&[&format!("-j{}", ctx.jobs)]), &stats_log)?)?;
-    if let Some(c) = crate::ccache::stats(&stats_log) {
-        eprintln!("ccache: {} hits, {} misses", c.hits, c.misses);
-    }
+    crate::ccache::stats(&stats_log);
     let binary = obj.join("busybox");
     let bytes = fs::read(&binary)?;
     let elf = Elf::parse(&bytes).with_context(|| format!("{binary} is not a 64-bit little-endian ELF file"))?;

@@ -52,9 +52,12 @@ pub fn apply(ctx: &Ctx, step: Step, stats_log: &Utf8Path) -> Result<Step> {
         .env("CCACHE_STATSLOG", stats_log.as_str()))
 }
 
-/// The counts of a build's stats log; none when the cache was off or nothing compiled.
+/// The counts of a build's stats log, also printed for people; none when the cache was off or
+/// nothing compiled.
 pub fn stats(stats_log: &Utf8Path) -> Option<Stats> {
-    fs::read_to_string(stats_log).ok().map(|text| parse_stats(&text))
+    let stats = parse_stats(&fs::read_to_string(stats_log).ok()?);
+    eprintln!("ccache: {} hits, {} misses", stats.hits, stats.misses);
+    Some(stats)
 }
 
 /// ccache's stats log: `# file` then one counter name a line, per compiler call.

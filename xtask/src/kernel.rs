@@ -52,6 +52,17 @@ pub struct Kernel {
     pub initramfs: Compression,
 }
 
+impl Kernel {
+    /// Sizes and release, for people.
+    fn report(&self) -> Result<()> {
+        for f in [&self.vmlinux, &self.boot_image] {
+            eprintln!("{f} ({} bytes)", fs::metadata(f)?.len());
+        }
+        eprintln!("kernel release {}", self.release);
+        Ok(())
+    }
+}
+
 /// A parsed `kernel-configs/ARCH/NAME.config`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Profile {
@@ -252,12 +263,19 @@ fn run_profile(
     }
     let inputs = inputs(ctx, &tree, text, profile)?;
     let stamp = obj.join(".teeny-build-stamp");
+    // The .config as built goes into the stamp too: a hand edit (scripts/config) not yet saved
+    // to the config file is built by make, as before.
+    let built_from = |inputs: &str| -> String {
+        let config = fs::read(obj.join(".config")).unwrap_or_default();
+        format!("{inputs} {}", sha256_hex(&[&config]))
+    };
     if let (Action::Build, Some(inputs)) = (&action, &inputs)
-        && fs::read_to_string(&stamp).is_ok_and(|s| s == *inputs)
+        && fs::read_to_string(&stamp).is_ok_and(|s| s == built_from(inputs))
     {
         // An immutable source and unchanged inputs: the kernel in obj is this build's, no make needed.
         let kernel = built(ctx, &obj, profile)?;
-        eprintln!("kernel {name} is up to date in {obj} (release {})", kernel.release);
+        eprintln!("kernel {name} is up to date in {obj}");
+        kernel.report()?;
         return Ok(Some(kernel));
     }
     let _ = fs::remove_file(&stamp);
@@ -266,7 +284,7 @@ fn run_profile(
         Action::Build => {
             let kernel = compile(ctx, &tree, &obj, name, text, profile, start)?;
             if let Some(inputs) = inputs {
-                write_atomic(&stamp, inputs.as_bytes())?;
+                write_atomic(&stamp, built_from(&inputs).as_bytes())?;
             }
             Ok(Some(kernel))
         }
@@ -476,14 +494,8 @@ fn compile(
     let build = make(ctx, tree, obj, &[&format!("-j{}", ctx.jobs)]);
     ctx.runner()?.run(&crate::ccache::apply(ctx, build.clone(), &stats_log)?)?;
     let kernel = built(ctx, obj, profile)?;
-    for f in [&kernel.vmlinux, &kernel.boot_image] {
-        eprintln!("{f} ({} bytes)", fs::metadata(f)?.len());
-    }
-    eprintln!("kernel release {}", kernel.release);
+    kernel.report()?;
     let ccache = crate::ccache::stats(&stats_log);
-    if let Some(c) = ccache {
-        eprintln!("ccache: {} hits, {} misses", c.hits, c.misses);
-    }
     let recipe = [make(ctx, tree, obj, &[&profile.base]), make(ctx, tree, obj, &["olddefconfig"]), build];
     let record = record::Record {
         config: name.to_owned(),

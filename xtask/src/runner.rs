@@ -214,14 +214,14 @@ impl Runner {
             return Ok(());
         }
         // Like a CI job: build steps never wait for input. Their own process group, so that a
-        // Ctrl-C reaches them only through `interrupt` (which also stops the container).
+        // Ctrl-C reaches them only through `stop_steps_on_signals` (which also stops the container).
         cmd.stdin(Stdio::null()).process_group(0);
         let log_path = self.log_path(step);
         let mut log = self.open_log(&log_path, &step.log)?;
         writeln!(log, "$ {}", display(&step.argv))?;
         let (reader, writer) = std::io::pipe().context("creating a pipe")?;
         cmd.stdout(writer.try_clone()?).stderr(writer);
-        let child = cmd.spawn().with_context(|| format!("cannot start {}", argv[0]))?;
+        let mut child = cmd.spawn().with_context(|| format!("cannot start {}", argv[0]))?;
         // The Command holds the pipe's write end: drop it, or the output never ends.
         drop(cmd);
         let current = Current { pid: child.id(), container: self.container.as_ref().map(|c| (c.engine.clone(), name)) };
@@ -241,7 +241,6 @@ impl Runner {
             tail.push_back(text.to_owned());
             line.clear();
         }
-        let mut child = child;
         let result = child.wait();
         *CURRENT.lock().unwrap() = None;
         let status_code = result.with_context(|| format!("waiting for {}", argv[0]))?;
@@ -322,7 +321,7 @@ fn status_line(elapsed_time: Duration, text: &str, width: usize) -> String {
     line.chars().take(width.saturating_sub(1)).collect()
 }
 
-/// `42s` or `3m05s`.
+/// `4.2s` or `3m05s`.
 pub fn elapsed(d: Duration) -> String {
     let s = d.as_secs();
     if s < 60 { format!("{}.{}s", s, d.subsec_millis() / 100) } else { format!("{}m{:02}s", s / 60, s % 60) }
