@@ -6,6 +6,7 @@ mod builder;
 mod busybox;
 mod ccache;
 mod ctx;
+mod elf;
 mod initramfs;
 mod kconfig;
 mod kernel;
