@@ -703,40 +703,44 @@ fn interactive_console_has_job_control_and_ctrl_c_interrupts() {
     no_qemu_left();
 }
 
-/// Another architecture's allnoconfig, cross-built with its own busybox and initramfs, boots
-/// under emulation and runs a command: the guest's `uname -m` is `machine`.
+/// Another architecture's allnoconfig and fast, cross-built with its own busybox and initramfs,
+/// boot under emulation and run commands: the guest's `uname -m` is `machine`, and an exit
+/// status comes back.
 fn other_arch_boots(arch: &str, machine: &str) {
-    let out = xtask(&["qemu", "--arch", arch, "--kernel", "allnoconfig", "--", "uname", "-m"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), machine);
-    let record = std::fs::read_to_string(build_dir().join(format!("obj/linux-{arch}-allnoconfig/teeny-build.json")));
-    let record = record.unwrap();
-    assert_eq!(field(&record, "arch"), arch);
-    assert!(record.contains(" CROSS_COMPILE="), "every make names its compiler: {record}");
-    for built in [
-        format!("obj/linux-{arch}-allnoconfig/vmlinux"),
-        format!("obj/busybox-{arch}/busybox"),
-        format!("initramfs-busybox-{arch}.cpio.gz"),
-    ] {
+    for config in ["allnoconfig", "fast"] {
+        let out = xtask(&["qemu", "--arch", arch, "--kernel", config, "--", "uname", "-m"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), machine, "{config}");
+        let record = build_dir().join(format!("obj/linux-{arch}-{config}/teeny-build.json"));
+        let record = std::fs::read_to_string(record).unwrap();
+        assert_eq!(field(&record, "arch"), arch);
+        assert!(record.contains(" CROSS_COMPILE="), "every make names its compiler: {record}");
+        assert!(build_dir().join(format!("obj/linux-{arch}-{config}/vmlinux")).is_file());
+    }
+    let out = xtask(&["qemu", "--arch", arch, "--kernel", "fast", "--no-build", "--", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    // allnoconfig boots the gzip archive, fast the uncompressed one.
+    for built in [format!("obj/busybox-{arch}/busybox"), format!("initramfs-busybox-{arch}.cpio.gz")] {
         assert!(build_dir().join(&built).is_file(), "{built}");
     }
+    assert!(build_dir().join(format!("initramfs-busybox-{arch}.cpio")).is_file());
     no_qemu_left();
 }
 
 #[test]
-fn arm64_allnoconfig_boots_and_says_aarch64() {
+fn arm64_allnoconfig_and_fast_boot_and_say_aarch64() {
     let _g = serial();
     other_arch_boots("arm64", "aarch64");
 }
 
 #[test]
-fn riscv64_allnoconfig_boots_and_says_riscv64() {
+fn riscv64_allnoconfig_and_fast_boot_and_say_riscv64() {
     let _g = serial();
     other_arch_boots("riscv64", "riscv64");
 }
 
 #[test]
-fn kvm_for_another_architecture_fails_before_anything_starts() {
+fn kvm_for_another_architecture_and_a_missing_qemu_fail_before_anything_starts() {
     let _g = serial();
     let other = if std::env::consts::ARCH == "aarch64" { "riscv64" } else { "arm64" };
     let out = xtask(&["qemu", "--arch", other, "--kvm", "--", "true"]);
@@ -746,4 +750,18 @@ fn kvm_for_another_architecture_fails_before_anything_starts() {
     assert!(err.contains("--kvm runs guests of the host's own architecture") && !err.contains("\n$ "), "{err}");
     let out = xtask(&["--arch", "sparc", "kernel", "--list"]);
     assert!(stderr(&out).contains("unknown architecture `sparc`"), "{}", stderr(&out));
+    // No qemu on the PATH: the package to install is named before anything is built.
+    let empty = temp_dir("no-qemu");
+    let out = Command::new(xtask_bin())
+        .args(["qemu", "--arch", "riscv64", "--", "true"])
+        .env("PATH", &empty)
+        .env("TEENY_BUILD_DIR", build_dir())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("qemu-system-riscv64 is not installed: install it with `sudo apt install qemu-system-misc`"),
+        "{err}"
+    );
 }

@@ -26,6 +26,8 @@ pub struct Arch {
     /// The boot image make leaves in the `O=` folder.
     pub image: &'static str,
     pub qemu: &'static str,
+    /// The Debian package that has `qemu`.
+    pub qemu_package: &'static str,
     /// qemu's machine arguments; none for x86's default PC.
     pub machine: &'static [&'static str],
     /// The CPU model under emulation; with KVM it is `host`.
@@ -53,6 +55,7 @@ pub const ARCHES: &[Arch] = &[
         cross_prefix: "x86_64-linux-gnu-",
         image: "arch/x86/boot/bzImage",
         qemu: "qemu-system-x86_64",
+        qemu_package: "qemu-system-x86",
         machine: &[],
         cpu: None,
         console: "ttyS0",
@@ -69,6 +72,7 @@ pub const ARCHES: &[Arch] = &[
         cross_prefix: "aarch64-linux-gnu-",
         image: "arch/arm64/boot/Image",
         qemu: "qemu-system-aarch64",
+        qemu_package: "qemu-system-arm",
         machine: &["-M", "virt"],
         // qemu's virt board has no default CPU for aarch64 (it would be a 32-bit cortex-a15).
         cpu: Some("cortex-a57"),
@@ -86,6 +90,7 @@ pub const ARCHES: &[Arch] = &[
         cross_prefix: "riscv64-linux-gnu-",
         image: "arch/riscv/boot/Image",
         qemu: "qemu-system-riscv64",
+        qemu_package: "qemu-system-misc",
         // qemu loads its bundled OpenSBI, which starts the kernel in supervisor mode.
         machine: &["-M", "virt"],
         cpu: None,

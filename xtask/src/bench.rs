@@ -77,10 +77,7 @@ fn published(config: &str) -> (&'static str, &'static str) {
 }
 
 pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
-    if opts.kvm {
-        ctx.arch.check_kvm()?;
-        qemu::check_kvm("/dev/kvm".into())?;
-    }
+    qemu::preflight(ctx.arch, opts.kvm)?;
     anyhow::ensure!(opts.runs > 0, "--runs must be at least 1");
     // A typo must not cost the boots before it, nor replace the last chart with a partial one.
     for config in opts.configs.iter().chain(&opts.bootgraph) {

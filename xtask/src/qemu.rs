@@ -5,6 +5,7 @@
 //! In both modes qemu's stderr goes through us, so that its fatal errors (a failing KVM stops
 //! the guest without ending qemu) end the run at once with their cause.
 
+use crate::arch::Arch;
 use crate::ctx::Ctx;
 use crate::kernel::Kernel;
 use anyhow::{Context, Result, bail};
@@ -32,7 +33,7 @@ pub struct Options {
 
 /// Inputs of the qemu command line.
 pub struct Machine<'a> {
-    pub arch: &'a crate::arch::Arch,
+    pub arch: &'a Arch,
     pub kernel: &'a Utf8Path,
     pub initrd: &'a Utf8Path,
     pub kvm: bool,
@@ -81,7 +82,7 @@ pub fn boot_argv(
 
 /// Fails with the cause when this user cannot use KVM; never falls back to emulation. Warns when
 /// KVM has no hardware virtualization under it.
-pub fn check_kvm(dev: &Utf8Path) -> Result<()> {
+fn check_kvm(dev: &Utf8Path) -> Result<()> {
     match std::fs::OpenOptions::new().read(true).write(true).open(dev) {
         Ok(_) => {
             // Such a /dev/kvm virtualizes in software (e.g. kvm_pvm in a cloud VM). On one, the
@@ -118,12 +119,27 @@ pub struct BootTimes {
     pub host_s: f64,
 }
 
-/// `cargo xtask qemu`: builds what is missing, then boots; returns the exit code to exit with.
-pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
-    if opts.kvm {
-        ctx.arch.check_kvm()?;
+/// What must hold before anything is built for a boot: the arch's qemu is installed and, with
+/// `kvm`, KVM can run it.
+pub fn preflight(arch: &Arch, kvm: bool) -> Result<()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if !std::env::split_paths(&path).any(|dir| dir.join(arch.qemu).is_file()) {
+        bail!(
+            "{} is not installed: install it with `sudo apt install {}` (Debian/Ubuntu)",
+            arch.qemu,
+            arch.qemu_package
+        );
+    }
+    if kvm {
+        arch.check_kvm()?;
         check_kvm("/dev/kvm".into())?;
     }
+    Ok(())
+}
+
+/// `cargo xtask qemu`: builds what is missing, then boots; returns the exit code to exit with.
+pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
+    preflight(ctx.arch, opts.kvm)?;
     let kernel = match opts.no_build {
         true => crate::kernel::existing(ctx, &opts.kernel)?,
         false => crate::kernel::build(ctx, &opts.kernel)?,
