@@ -740,6 +740,20 @@ fn riscv64_allnoconfig_and_fast_boot_and_say_riscv64() {
 }
 
 #[test]
+fn bench_measures_several_arches_in_one_table() {
+    let _g = serial();
+    let dir = temp_dir("bench-arches");
+    let json = dir.join("bench.json");
+    let out = ok(&["bench", "--configs", "arm64/fast,riscv64/fast", "--runs", "1", "--json", json.to_str().unwrap()]);
+    for arch in ["arm64", "riscv64"] {
+        assert!(out.lines().any(|l| l.starts_with(&format!("| {arch}/fast | "))), "{out}");
+    }
+    let report = std::fs::read_to_string(&json).unwrap();
+    assert!(report.contains("\"arch\": \"arm64\"") && report.contains("qemu-system-riscv64: QEMU"), "{report}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn kvm_for_another_architecture_and_a_missing_qemu_fail_before_anything_starts() {
     let _g = serial();
     let other = if std::env::consts::ARCH == "aarch64" { "riscv64" } else { "arm64" };

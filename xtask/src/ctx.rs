@@ -62,6 +62,23 @@ impl Ctx {
         })
     }
 
+    /// The same settings for another architecture (bench measures several in one run).
+    pub fn with_arch(&self, arch: &'static Arch) -> Ctx {
+        Ctx {
+            arch,
+            root: self.root.clone(),
+            build: self.build.clone(),
+            jobs: self.jobs,
+            runner_kind: self.runner_kind,
+            kernel_source: self.kernel_source.clone(),
+            busybox_source: self.busybox_source.clone(),
+            kernel_configs: self.kernel_configs.clone(),
+            ccache: self.ccache.clone(),
+            verbose: self.verbose,
+            runner: OnceCell::new(),
+        }
+    }
+
     pub fn obj(&self, name: &str) -> Utf8PathBuf {
         self.build.join("obj").join(name)
     }

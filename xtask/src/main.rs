@@ -137,7 +137,8 @@ enum Command {
     /// published numbers, writes build/bench/bench.svg, and compares the initramfs packer with
     /// `find | cpio -o -H newc | gzip -9`. Exits non-zero if a config fails, keeping the other rows.
     Bench {
-        /// Comma-separated kernel configs to measure.
+        /// Comma-separated kernel configs to measure: NAME for --arch's, ARCH/NAME for another's
+        /// (`x86_64/fast,arm64/fast,riscv64/fast` gives one table across arches).
         #[arg(long, value_delimiter = ',', default_value = "defconfig,alldefconfig,allnoconfig")]
         configs: Vec<String>,
         /// Boots per config (medians and min/max are reported).
@@ -149,7 +150,8 @@ enum Command {
         /// Also write the results as JSON to this file.
         #[arg(long)]
         json: Option<Utf8PathBuf>,
-        /// Boot this config once with initcall_debug and draw build/bench/bootgraph-CONFIG.svg.
+        /// Boot this config (NAME or ARCH/NAME) once with initcall_debug and draw
+        /// build/bench/bootgraph-ARCH-NAME.svg.
         #[arg(long, value_name = "CONFIG")]
         bootgraph: Option<String>,
         /// Seconds to wait for each boot to reach the shell.
