@@ -1,7 +1,7 @@
 //! End-to-end tests: they run `cargo xtask …` exactly as a user does, with the real builder
 //! image, the real busybox and allnoconfig kernel builds, and real qemu boots (TCG).
 //!
-//! They need Docker and qemu-system-x86_64, and sources: either network access or the offline
+//! They need Docker and qemu-system-x86_64 (and -aarch64, -riscv64 for the other arches' boots), and sources: either network access or the offline
 //! variables of the README (TEENY_DOWNLOADS, TEENY_KERNEL_SOURCE). Tests run one at a time in
 //! a build folder of their own (target/tmp/e2e-build), so a user's build/ and work in progress
 //! are never touched; only the download cache is shared.
@@ -169,7 +169,7 @@ fn allnoconfig_builds_with_every_requested_symbol_and_is_incremental() {
     let report = stderr(&out);
     assert!(report.contains("bzImage (") && report.contains("kernel release"), "{report}");
     let effective = config_of(&obj().join(".config"));
-    for (symbol, value) in config_of(&root().join("kernel-configs/allnoconfig.config")) {
+    for (symbol, value) in config_of(&root().join("kernel-configs/x86_64/allnoconfig.config")) {
         let got = effective.iter().find(|(k, _)| *k == symbol).map(|(_, v)| v.as_str()).unwrap_or("n");
         assert_eq!(got, value, "CONFIG_{symbol}");
     }
@@ -189,15 +189,15 @@ fn kernel_rejects_unknown_names_and_lists_the_known_ones() {
     assert!(err.contains("unknown kernel config `nosuchconfig`") && err.contains("allnoconfig"), "{err}");
     let list = ok(&["kernel", "--list"]);
     for name in ["allnoconfig", "alldefconfig", "defconfig", "fast"] {
-        assert!(list.lines().any(|l| l.starts_with(name)), "{list}");
+        assert!(list.lines().any(|l| l.trim_start().starts_with(name)), "{list}");
     }
 }
 
-/// A private copy of kernel-configs/allnoconfig.config named NAME in a folder of its own, for
+/// A private copy of kernel-configs/x86_64/allnoconfig.config named NAME in a folder of its own, for
 /// tests that need an `O=` folder nobody else uses; returns that folder.
 fn private_config(name: &str, extra: &str) -> PathBuf {
     let dir = temp_dir(&format!("configs-{name}"));
-    let text = std::fs::read_to_string(root().join("kernel-configs/allnoconfig.config")).unwrap();
+    let text = std::fs::read_to_string(root().join("kernel-configs/x86_64/allnoconfig.config")).unwrap();
     std::fs::write(dir.join(format!("{name}.config")), text + extra).unwrap();
     let _ = std::fs::remove_dir_all(obj_of(name));
     dir
@@ -242,7 +242,7 @@ fn no_qemu_left() {
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
             let cmdline = String::from_utf8_lossy(&cmdline);
             assert!(
-                !(cmdline.starts_with("qemu-system-x86_64") && cmdline.contains(obj.to_str().unwrap())),
+                !(cmdline.starts_with("qemu-system-") && cmdline.contains(obj.to_str().unwrap())),
                 "qemu left running: {cmdline}"
             );
         }
@@ -343,7 +343,7 @@ fn a_built_kernel_is_up_to_date_without_make_until_its_config_changes() {
     assert!(out.status.success() && !stderr(&out).contains("$ make"), "{}", stderr(&out));
     // One more line in the config file: make runs again (and finds the .config it already has).
     let dir = temp_dir("changed-config");
-    let text = std::fs::read_to_string(root().join("kernel-configs/allnoconfig.config")).unwrap();
+    let text = std::fs::read_to_string(root().join("kernel-configs/x86_64/allnoconfig.config")).unwrap();
     std::fs::write(dir.join("allnoconfig.config"), text + "# CONFIG_PRINTK_TIME is not set\n").unwrap();
     let out = xtask_env(&["kernel", "allnoconfig"], &[("TEENY_KERNEL_CONFIGS", &dir)]);
     assert!(out.status.success() && stderr(&out).contains("$ make"), "{}", stderr(&out));
@@ -701,4 +701,81 @@ fn interactive_console_has_job_control_and_ctrl_c_interrupts() {
     }
     assert!(term.child.try_wait().unwrap().is_some(), "Ctrl-a x did not end qemu");
     no_qemu_left();
+}
+
+/// Another architecture's allnoconfig and fast, cross-built with its own busybox and initramfs,
+/// boot under emulation and run commands: the guest's `uname -m` is `machine`, and an exit
+/// status comes back.
+fn other_arch_boots(arch: &str, machine: &str) {
+    for config in ["allnoconfig", "fast"] {
+        let out = xtask(&["qemu", "--arch", arch, "--kernel", config, "--", "uname", "-m"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), machine, "{config}");
+        let record = build_dir().join(format!("obj/linux-{arch}-{config}/teeny-build.json"));
+        let record = std::fs::read_to_string(record).unwrap();
+        assert_eq!(field(&record, "arch"), arch);
+        assert!(record.contains(" CROSS_COMPILE="), "every make names its compiler: {record}");
+        assert!(build_dir().join(format!("obj/linux-{arch}-{config}/vmlinux")).is_file());
+    }
+    let out = xtask(&["qemu", "--arch", arch, "--kernel", "fast", "--no-build", "--", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    // allnoconfig boots the gzip archive, fast the uncompressed one.
+    for built in [format!("obj/busybox-{arch}/busybox"), format!("initramfs-busybox-{arch}.cpio.gz")] {
+        assert!(build_dir().join(&built).is_file(), "{built}");
+    }
+    assert!(build_dir().join(format!("initramfs-busybox-{arch}.cpio")).is_file());
+    no_qemu_left();
+}
+
+#[test]
+fn arm64_allnoconfig_and_fast_boot_and_say_aarch64() {
+    let _g = serial();
+    other_arch_boots("arm64", "aarch64");
+}
+
+#[test]
+fn riscv64_allnoconfig_and_fast_boot_and_say_riscv64() {
+    let _g = serial();
+    other_arch_boots("riscv64", "riscv64");
+}
+
+#[test]
+fn bench_measures_several_arches_in_one_table() {
+    let _g = serial();
+    let dir = temp_dir("bench-arches");
+    let json = dir.join("bench.json");
+    let out = ok(&["bench", "--configs", "arm64/fast,riscv64/fast", "--runs", "1", "--json", json.to_str().unwrap()]);
+    for arch in ["arm64", "riscv64"] {
+        assert!(out.lines().any(|l| l.starts_with(&format!("| {arch}/fast | "))), "{out}");
+    }
+    let report = std::fs::read_to_string(&json).unwrap();
+    assert!(report.contains("\"arch\": \"arm64\"") && report.contains("qemu-system-riscv64: QEMU"), "{report}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn kvm_for_another_architecture_and_a_missing_qemu_fail_before_anything_starts() {
+    let _g = serial();
+    let other = if std::env::consts::ARCH == "aarch64" { "riscv64" } else { "arm64" };
+    let out = xtask(&["qemu", "--arch", other, "--kvm", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    // No step ran: every step echoes its command line (`$ make …`, `$ docker build …`).
+    assert!(err.contains("--kvm runs guests of the host's own architecture") && !err.contains("\n$ "), "{err}");
+    let out = xtask(&["--arch", "sparc", "kernel", "--list"]);
+    assert!(stderr(&out).contains("unknown architecture `sparc`"), "{}", stderr(&out));
+    // No qemu on the PATH: the package to install is named before anything is built.
+    let empty = temp_dir("no-qemu");
+    let out = Command::new(xtask_bin())
+        .args(["qemu", "--arch", "riscv64", "--", "true"])
+        .env("PATH", &empty)
+        .env("TEENY_BUILD_DIR", build_dir())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("qemu-system-riscv64 is not installed: install it with `sudo apt install qemu-system-misc`"),
+        "{err}"
+    );
 }

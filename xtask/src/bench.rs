@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the walk-through's size and boot-time table for your own kernels, with
 //! SVG charts, the initramfs packer against `find | cpio | gzip -9`, and an initcall boot graph.
 
+use crate::arch::Arch;
 use crate::ctx::Ctx;
 use crate::initramfs::{self, archive};
 use crate::qemu::{self, Guest};
@@ -24,6 +25,7 @@ pub struct Options {
 #[derive(Serialize, Default)]
 struct Row {
     config: String,
+    arch: &'static str,
     vmlinux_bytes: Option<u64>,
     bzimage_bytes: Option<u64>,
     initramfs_bytes: Option<u64>,
@@ -47,6 +49,7 @@ struct MachineInfo {
     cpus: usize,
     cpu_model: String,
     host_kernel: String,
+    /// `qemu-system-ARCH --version` of each arch measured, once per distinct version.
     qemu: String,
 }
 
@@ -66,32 +69,50 @@ struct Report {
     packing: Option<Packing>,
 }
 
-/// The walk-through's published numbers (KVM, Linux 5.11): vmlinux size and boot time.
-fn published(config: &str) -> (&'static str, &'static str) {
-    match config {
-        "defconfig" => ("54M", "0.74 s"),
-        "alldefconfig" => ("19M", "0.32 s"),
-        "allnoconfig" => ("6.1M", "0.28 s"),
+/// The walk-through's published numbers (x86_64, KVM, Linux 5.11): vmlinux size and boot time.
+fn published(arch: &str, config: &str) -> (&'static str, &'static str) {
+    match (arch, config) {
+        ("x86_64", "defconfig") => ("54M", "0.74 s"),
+        ("x86_64", "alldefconfig") => ("19M", "0.32 s"),
+        ("x86_64", "allnoconfig") => ("6.1M", "0.28 s"),
         _ => ("", ""),
     }
 }
 
+/// `NAME` (a config of `--arch`) or `ARCH/NAME`, as in `kernel-configs/ARCH/NAME.config`.
+fn target(spec: &str, default: &'static Arch) -> Result<(&'static Arch, String)> {
+    match spec.split_once('/') {
+        Some((arch, name)) => Ok((crate::arch::parse(arch)?, name.to_owned())),
+        None => Ok((default, spec.to_owned())),
+    }
+}
+
 pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
-    if opts.kvm {
-        qemu::check_kvm("/dev/kvm".into())?;
-    }
     anyhow::ensure!(opts.runs > 0, "--runs must be at least 1");
-    // A typo must not cost the boots before it, nor replace the last chart with a partial one.
-    for config in opts.configs.iter().chain(&opts.bootgraph) {
-        crate::kernel::check_name(ctx, config)?;
+    let targets = opts.configs.iter().map(|c| target(c, ctx.arch)).collect::<Result<Vec<_>>>()?;
+    let graph = opts.bootgraph.as_deref().map(|c| target(c, ctx.arch)).transpose()?;
+    // One context per arch measured, the first for the packer comparison.
+    let mut ctxs: Vec<Ctx> = Vec::new();
+    for (arch, _) in targets.iter().chain(&graph) {
+        if !ctxs.iter().any(|c| c.arch == *arch) {
+            ctxs.push(ctx.with_arch(arch));
+        }
     }
-    let packing = packing(ctx).map_err(|e| eprintln!("warning: packing comparison skipped: {e:#}")).ok();
+    let ctx_of = |arch: &Arch| ctxs.iter().find(|c| c.arch == arch).expect("a context per arch");
+    // A typo must not cost the boots before it, nor replace the last chart with a partial one.
+    for c in &ctxs {
+        qemu::preflight(c.arch, opts.kvm)?;
+    }
+    for (arch, name) in targets.iter().chain(&graph) {
+        crate::kernel::check_name(ctx_of(arch), name)?;
+    }
+    let packing = packing(&ctxs[0]).map_err(|e| eprintln!("warning: packing comparison skipped: {e:#}")).ok();
     let accel = if opts.kvm { "kvm" } else { "tcg" };
     let mut rows = Vec::new();
-    for config in &opts.configs {
-        let mut row = Row { config: config.clone(), accel, ..Row::default() };
-        if let Err(e) = measure(ctx, opts, &mut row) {
-            eprintln!("error: {config}: {e:#}");
+    for (arch, config) in &targets {
+        let mut row = Row { config: config.clone(), arch: arch.name, accel, ..Row::default() };
+        if let Err(e) = measure(ctx_of(arch), opts, &mut row) {
+            eprintln!("error: {}: {e:#}", label(&row, true));
             row.error = Some(format!("{e:#}").lines().next().unwrap_or_default().to_owned());
         }
         rows.push(row);
@@ -108,16 +129,16 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
         );
     }
     println!("chart: {svg}");
-    let report = Report { results: rows, machine: machine_info(), packing };
+    let report = Report { results: rows, machine: machine_info(&ctxs), packing };
     if let Some(path) = &opts.json {
         crate::ctx::write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
         println!("json: {path}");
     }
-    if let Some(config) = &opts.bootgraph {
-        let out = bootgraph(ctx, opts, config)?;
+    if let Some((arch, config)) = &graph {
+        let out = bootgraph(ctx_of(arch), opts, config)?;
         println!("boot graph: {out}");
     }
-    let failed: Vec<&str> = report.results.iter().filter(|r| r.error.is_some()).map(|r| r.config.as_str()).collect();
+    let failed: Vec<String> = report.results.iter().filter(|r| r.error.is_some()).map(|r| label(r, true)).collect();
     if !failed.is_empty() {
         bail!("{} config(s) failed: {}", failed.len(), failed.join(", "));
     }
@@ -130,7 +151,7 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<()> {
     row.build =
         fs::read_to_string(kernel.obj.join(crate::kernel::RECORD)).ok().and_then(|t| serde_json::from_str(&t).ok());
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
-    row.bzimage_bytes = Some(fs::metadata(&kernel.bzimage)?.len());
+    row.bzimage_bytes = Some(fs::metadata(&kernel.boot_image)?.len());
     let initrd = initramfs::build(ctx, kernel.initramfs)?;
     row.initramfs_bytes = Some(fs::metadata(&initrd)?.len());
     let argv = qemu::boot_argv(&kernel, &initrd, opts.kvm, &[], &[]);
@@ -167,21 +188,32 @@ fn secs(median: Option<f64>, min: Option<f64>, max: Option<f64>) -> String {
     }
 }
 
+/// A row's name: `ARCH/NAME` when `arches` (several arches measured), else the config's.
+fn label(row: &Row, arches: bool) -> String {
+    if arches { format!("{}/{}", row.arch, row.config) } else { row.config.clone() }
+}
+
+/// Whether the rows span more than one architecture.
+fn several_arches(rows: &[Row]) -> bool {
+    rows.iter().any(|r| r.arch != rows[0].arch)
+}
+
 /// The Markdown table, ours beside the walk-through's published numbers.
 fn table(rows: &[Row], accel: &str) -> String {
+    let arches = several_arches(rows);
     let mut t = String::from(
         "| config | vmlinux | bzImage | initramfs | guest boot, median (min–max) | host to shell, median (min–max) | runs | walk-through vmlinux | walk-through boot (KVM, 5.11) |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
-        let (pv, pb) = published(&r.config);
+        let (pv, pb) = published(r.arch, &r.config);
         let guest = r.error.as_ref().map_or_else(
             || secs(r.guest_boot_s_median, r.guest_boot_s_min, r.guest_boot_s_max),
             |e| format!("FAILED: {e}"),
         );
         t += &format!(
             "| {} | {} | {} | {} | {guest} | {} | {} | {pv} | {pb} |\n",
-            r.config,
+            label(r, arches),
             mib(r.vmlinux_bytes),
             mib(r.bzimage_bytes),
             mib(r.initramfs_bytes),
@@ -206,7 +238,8 @@ fn chart(rows: &[Row]) -> String {
             [r.vmlinux_bytes, r.bzimage_bytes].map(|b| b.map(|b| b as f64 / (1 << 20) as f64))
         }),
     ];
-    let (label_w, bar_w, row_h, panel_w) = (110.0, 300.0, 44.0, 520.0);
+    let arches = several_arches(rows);
+    let (label_w, bar_w, row_h, panel_w) = (if arches { 150.0 } else { 110.0 }, 300.0, 44.0, 560.0);
     let height = 70.0 + rows.len() as f64 * row_h;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n",
@@ -225,7 +258,7 @@ fn chart(rows: &[Row]) -> String {
         }
         for (i, r) in rows.iter().enumerate() {
             let y = 55.0 + i as f64 * row_h;
-            svg += &format!("<text x=\"{}\" y=\"{}\">{}</text>\n", x0 + 10.0, y + 16.0, r.config);
+            svg += &format!("<text x=\"{}\" y=\"{}\">{}</text>\n", x0 + 10.0, y + 16.0, label(r, arches));
             for (s, v) in values(r).iter().enumerate() {
                 let by = y + s as f64 * 16.0;
                 let Some(v) = v else {
@@ -246,18 +279,25 @@ fn chart(rows: &[Row]) -> String {
     svg + "</svg>\n"
 }
 
-fn machine_info() -> MachineInfo {
+fn machine_info(ctxs: &[Ctx]) -> MachineInfo {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu_model =
         cpuinfo.lines().find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, m)| m.trim().to_owned()));
-    let qemu = std::process::Command::new("qemu-system-x86_64").arg("--version").output().ok();
+    let mut qemu: Vec<String> = Vec::new();
+    for c in ctxs {
+        let out = std::process::Command::new(c.arch.qemu).arg("--version").output();
+        let version = out.map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().to_owned());
+        if let Ok(v) = version.map(|v| format!("{}: {v}", c.arch.qemu))
+            && !qemu.contains(&v)
+        {
+            qemu.push(v);
+        }
+    }
     MachineInfo {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu_model: cpu_model.unwrap_or_default(),
         host_kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
-        qemu: qemu
-            .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().to_owned())
-            .unwrap_or_default(),
+        qemu: qemu.join("; "),
     }
 }
 
@@ -386,7 +426,7 @@ fn bootgraph(ctx: &Ctx, opts: &Options, config: &str) -> Result<Utf8PathBuf> {
     let (guest, times) = Guest::boot(&argv, Some(opts.timeout))?;
     let calls = initcalls(guest.log());
     anyhow::ensure!(!calls.is_empty(), "no initcall lines on the console (does {config} have PRINTK?)");
-    let out = ctx.build.join("bench").join(format!("bootgraph-{config}.svg"));
+    let out = ctx.build.join("bench").join(format!("bootgraph-{}-{config}.svg", ctx.arch.name));
     crate::ctx::write_atomic(&out, bootgraph_svg(config, &calls, times.guest_s).as_bytes())?;
     Ok(out)
 }
@@ -405,6 +445,7 @@ mod tests {
         let ok = error.is_none();
         Row {
             config: config.into(),
+            arch: "x86_64",
             vmlinux_bytes: ok.then_some(6 << 20),
             bzimage_bytes: ok.then_some(1 << 20),
             initramfs_bytes: Some(1 << 20),
@@ -434,10 +475,29 @@ mod tests {
     }
 
     #[test]
+    fn several_arches_are_named_in_each_row_and_only_x86_has_published_numbers() {
+        let arm64 = Row { arch: "arm64", ..row("allnoconfig", None) };
+        let t = table(&[row("allnoconfig", None), arm64], "tcg");
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[2].starts_with("| x86_64/allnoconfig |") && lines[2].ends_with("| 6.1M | 0.28 s |"), "{t}");
+        assert!(lines[3].starts_with("| arm64/allnoconfig |") && lines[3].ends_with("| 3 |  |  |"), "{t}");
+    }
+
+    #[test]
+    fn a_target_is_a_config_of_the_chosen_arch_or_arch_slash_config() {
+        let x86 = crate::arch::parse("x86_64").unwrap();
+        assert_eq!(target("fast", x86).unwrap(), (x86, "fast".to_owned()));
+        let (arch, name) = target("aarch64/allnoconfig", x86).unwrap();
+        assert_eq!((arch.name, name.as_str()), ("arm64", "allnoconfig"));
+        assert!(target("mips/fast", x86).unwrap_err().to_string().contains("unknown architecture `mips`"));
+    }
+
+    #[test]
     fn json_has_the_documented_fields() {
         let v = serde_json::to_value(row("allnoconfig", None)).unwrap();
         for key in [
             "config",
+            "arch",
             "vmlinux_bytes",
             "bzimage_bytes",
             "initramfs_bytes",

@@ -1,4 +1,5 @@
-//! Step 2: a statically linked busybox, from `make defconfig` plus `busybox-configs/busybox-x86.config`.
+//! Step 2: a statically linked busybox, from `make defconfig` plus `busybox-configs/busybox.config`
+//! (one file for every architecture: what we change is not architecture-specific).
 
 use crate::ctx::{Ctx, sha256_hex, write_atomic};
 use crate::kconfig;
@@ -7,23 +8,26 @@ use anyhow::{Context, Result, bail};
 use camino::Utf8PathBuf;
 use fs_err as fs;
 
-/// The object folder's name, as in the walk-through (`make O=../obj/busybox-x86`).
-const OBJ: &str = "busybox-x86";
-
 /// Builds and installs busybox unless it is up to date; with `edit`, runs menuconfig first and
 /// saves the result back to busybox-configs/. Returns the `_install` folder.
 pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
-    let fragment_path = ctx.root.join("busybox-configs").join(format!("{OBJ}.config"));
+    let fragment_path = ctx.root.join("busybox-configs/busybox.config");
     let fragment_text = fs::read_to_string(&fragment_path)?;
-    let fragment = kconfig::parse(fragment_path.as_str(), &fragment_text)?;
+    let mut fragment = kconfig::parse(fragment_path.as_str(), &fragment_text)?;
+    // The arch's own lines win over the shared file's.
+    fragment.extend(kconfig::parse(&format!("the {} entry of arch.rs", ctx.arch.name), ctx.arch.busybox)?);
     let tree = sources::fetch(ctx, Package::Busybox)?;
-    let obj = ctx.obj(OBJ);
+    // Per architecture, as in the walk-through (`make O=../obj/busybox-x86`).
+    let name = format!("busybox-{}", ctx.arch.dir);
+    let obj = ctx.obj(&name);
     let _lock = ctx.lock(&obj)?;
     let install = obj.join("_install");
     let stamp_path = obj.join(".teeny-stamp");
     let image = crate::builder::identity(ctx)?;
     // A user's tree changes under us: only make knows whether it is up to date.
-    let stamp = tree.id.as_ref().map(|id| sha256_hex(&[fragment_text.as_bytes(), id.as_bytes(), image.as_bytes()]));
+    let stamp = tree.id.as_ref().map(|id| {
+        sha256_hex(&[fragment_text.as_bytes(), ctx.arch.busybox.as_bytes(), id.as_bytes(), image.as_bytes()])
+    });
     if !edit
         && install.join("bin/busybox").exists()
         && let Some(stamp) = &stamp
@@ -36,14 +40,19 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     fs::create_dir_all(&obj)?;
     let runner = ctx.runner()?;
     let o = format!("O={obj}");
-    let step = |argv: &[&str]| tree.step(argv).log(OBJ);
-    runner.run(&step(&["make", &o, "defconfig"]))?;
+    let [arch, cross] = ctx.arch.make_args();
+    let step = |args: &[&str]| {
+        let argv: Vec<&str> =
+            ["make", o.as_str(), arch.as_str(), cross.as_str()].into_iter().chain(args.iter().copied()).collect();
+        tree.step(&argv).log(&name)
+    };
+    runner.run(&step(&["defconfig"]))?;
     let base = fs::read_to_string(obj.join(".config"))?;
     // busybox's kconfig has no olddefconfig, but `defconfig` with KBUILD_DEFCONFIG runs
     // `conf -D FILE`: our merged file, with defaults for anything it does not mention.
     let merged = obj.join(".teeny-merged.config");
     write_atomic(&merged, kconfig::merge(&base, &fragment).as_bytes())?;
-    runner.run(&step(&["make", &o, &format!("KBUILD_DEFCONFIG={merged}"), "defconfig"]))?;
+    runner.run(&step(&[&format!("KBUILD_DEFCONFIG={merged}"), "defconfig"]))?;
     let config = obj.join(".config");
     let configured = fs::read_to_string(&config)?;
     let mismatches = kconfig::check(&fragment, &configured);
@@ -55,7 +64,7 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
         bail!("{fragment_path} asks for settings busybox did not take:\n{}", lines.join("\n"));
     }
     if edit {
-        runner.run(&step(&["make", &o, "menuconfig"]).interactive())?;
+        runner.run(&step(&["menuconfig"]).interactive())?;
         // busybox has no savedefconfig: what menuconfig changed against defconfig + fragment.
         let edited = fs::read_to_string(&config)?;
         let text = kconfig::update(&fragment_text, &kconfig::changed(&configured, &edited), &edited);
@@ -65,80 +74,19 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
         eprintln!("saved {} changed setting(s) to {fragment_path}", kconfig::changed(&fragment_text, &text).len());
     }
     let stats_log = obj.join(".teeny-ccache-stats.log");
-    runner.run(&crate::ccache::apply(ctx, step(&["make", &o, &format!("-j{}", ctx.jobs)]), &stats_log)?)?;
+    runner.run(&crate::ccache::apply(ctx, step(&[&format!("-j{}", ctx.jobs)]), &stats_log)?)?;
     crate::ccache::stats(&stats_log);
     let binary = obj.join("busybox");
     let bytes = fs::read(&binary)?;
-    if has_interpreter(&bytes).with_context(|| format!("{binary} is not an x86-64 ELF file"))? {
+    let elf = crate::elf::check(&binary, &bytes, ctx.arch).context("check CROSS_COMPILE")?;
+    if elf.interpreter {
         bail!("{binary} is dynamically linked: set CONFIG_STATIC=y in {fragment_path} (the initramfs has no libc)");
     }
-    runner.run(&step(&["make", &o, "install"]))?;
+    runner.run(&step(&["install"]))?;
     // Written last: an interrupted build is redone next time.
     if let Some(stamp) = stamp {
         write_atomic(&stamp_path, stamp.as_bytes())?;
     }
     eprintln!("busybox {} (static) installed in {install}", tree.version);
     Ok(install)
-}
-
-/// Whether a 64-bit little-endian ELF file asks for a program interpreter (PT_INTERP), i.e.
-/// needs a dynamic loader. A static-pie binary has none and is fine.
-fn has_interpreter(elf: &[u8]) -> Result<bool> {
-    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-    let u64_at = |o: usize| elf.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
-    // ELFCLASS64, ELFDATA2LSB.
-    if elf.get(..6) != Some(b"\x7fELF\x02\x01") {
-        bail!("no 64-bit little-endian ELF header");
-    }
-    let truncated = || anyhow::anyhow!("truncated ELF header");
-    let phoff = u64_at(0x20).ok_or_else(truncated)? as usize;
-    let phentsize = u16_at(0x36).ok_or_else(truncated)? as usize;
-    let phnum = u16_at(0x38).ok_or_else(truncated)? as usize;
-    for i in 0..phnum {
-        const PT_INTERP: u32 = 3;
-        if u32_at(phoff + i * phentsize).ok_or_else(truncated)? == PT_INTERP {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A minimal ELF64 header followed by program headers of the given types.
-    fn elf(types: &[u32]) -> Vec<u8> {
-        let mut b = vec![0u8; 64];
-        b[..6].copy_from_slice(b"\x7fELF\x02\x01");
-        b[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
-        b[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
-        b[0x38..0x3a].copy_from_slice(&(types.len() as u16).to_le_bytes());
-        for t in types {
-            let mut ph = vec![0u8; 56];
-            ph[..4].copy_from_slice(&t.to_le_bytes());
-            b.extend(ph);
-        }
-        b
-    }
-
-    #[test]
-    fn static_and_static_pie_have_no_interpreter() {
-        assert!(!has_interpreter(&elf(&[1, 1, 4])).unwrap()); // LOAD, LOAD, NOTE
-        assert!(!has_interpreter(&elf(&[6, 1, 2])).unwrap()); // static-pie: PHDR, LOAD, DYNAMIC
-    }
-
-    #[test]
-    fn dynamic_binary_has_an_interpreter() {
-        assert!(has_interpreter(&elf(&[6, 3, 1, 2])).unwrap());
-    }
-
-    #[test]
-    fn rejects_non_elf_and_truncated_files() {
-        assert!(has_interpreter(b"#!/bin/sh\n").is_err());
-        let mut cut = elf(&[1, 3]);
-        cut.truncate(64 + 56 + 2);
-        assert!(has_interpreter(&cut).is_err());
-    }
 }

@@ -1,5 +1,6 @@
 //! Where things live, and the runner every step shares.
 
+use crate::arch::Arch;
 use crate::runner::{Runner, RunnerKind};
 use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -7,6 +8,7 @@ use std::cell::OnceCell;
 
 /// The global flags, as clap parsed them.
 pub struct Settings {
+    pub arch: &'static Arch,
     pub build: Option<Utf8PathBuf>,
     pub jobs: usize,
     pub runner: RunnerKind,
@@ -20,6 +22,8 @@ pub struct Settings {
 
 /// Settings shared by every command: the global flags after clap and the environment.
 pub struct Ctx {
+    /// What is built and booted; it names the build folders and picks the kernel configs.
+    pub arch: &'static Arch,
     pub root: Utf8PathBuf,
     pub build: Utf8PathBuf,
     pub jobs: usize,
@@ -44,6 +48,7 @@ impl Ctx {
             (false, None) => Some(build.join("ccache")),
         };
         Ok(Ctx {
+            arch: s.arch,
             root,
             build,
             jobs: s.jobs,
@@ -55,6 +60,23 @@ impl Ctx {
             verbose: s.verbose,
             runner: OnceCell::new(),
         })
+    }
+
+    /// The same settings for another architecture (bench measures several in one run).
+    pub fn with_arch(&self, arch: &'static Arch) -> Ctx {
+        Ctx {
+            arch,
+            root: self.root.clone(),
+            build: self.build.clone(),
+            jobs: self.jobs,
+            runner_kind: self.runner_kind,
+            kernel_source: self.kernel_source.clone(),
+            busybox_source: self.busybox_source.clone(),
+            kernel_configs: self.kernel_configs.clone(),
+            ccache: self.ccache.clone(),
+            verbose: self.verbose,
+            runner: OnceCell::new(),
+        }
     }
 
     pub fn obj(&self, name: &str) -> Utf8PathBuf {

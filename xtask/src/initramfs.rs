@@ -22,10 +22,11 @@ pub enum Compression {
     None,
 }
 
-/// Builds busybox if needed, then writes build/initramfs-busybox-x86.cpio[.gz]; returns its path.
+/// Builds busybox if needed, then writes build/initramfs-busybox-ARCH.cpio[.gz]; returns its path.
 pub fn build(ctx: &Ctx, compression: Compression) -> Result<Utf8PathBuf> {
     let install = crate::busybox::build(ctx, false)?;
     let entries = entries(&install, &ctx.root.join("rootfs"))?;
+    check_binaries(&entries, ctx.arch)?;
     let out = path(ctx, compression);
     let mtime = mtime()?;
     // The uncompressed archive is cheap to make in memory; gzip -9 is what costs. Same archive
@@ -50,7 +51,7 @@ pub fn path(ctx: &Ctx, compression: Compression) -> Utf8PathBuf {
         Compression::Gzip => "cpio.gz",
         Compression::None => "cpio",
     };
-    ctx.build.join(format!("initramfs-busybox-x86.{suffix}"))
+    ctx.build.join(format!("initramfs-busybox-{}.{suffix}", ctx.arch.dir))
 }
 
 /// Every archive member, sorted, from busybox's install folder and the rootfs skeleton.
@@ -65,6 +66,21 @@ pub fn entries(install: &Utf8Path, rootfs: &Utf8Path) -> Result<Vec<Entry>> {
         Entry { path: "dev/console".into(), mode: 0o600, kind: Kind::CharDev { major: 5, minor: 1 } },
     ];
     Ok(archive::merge(vec![archive::collect(install)?, archive::collect(rootfs)?, console]))
+}
+
+/// Every ELF file packed must run on the guest's architecture: a busybox or a `rootfs/` binary
+/// built for another one would only fail in the guest, as "exec format error" or a panic.
+fn check_binaries(entries: &[Entry], arch: &crate::arch::Arch) -> Result<()> {
+    for e in entries {
+        if let Kind::File { source } = &e.kind {
+            let bytes = fs::read(source)?;
+            if crate::elf::is_elf(&bytes) {
+                crate::elf::check(source, &bytes, arch)
+                    .with_context(|| format!("refusing to pack /{} into an initramfs for {}", e.path, arch.name))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fixed timestamps make the archive reproducible: SOURCE_DATE_EPOCH if set, else 0.
@@ -98,4 +114,31 @@ pub fn write(entries: &[Entry], mtime: u32, out: &Utf8Path, compression: Compres
         let _ = fs::remove_file(&tmp);
     }
     result.with_context(|| format!("writing {out}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binary_for_another_arch_is_refused() {
+        let dir = archive::tests::TempDir::new("binaries");
+        let busybox = dir.0.join("busybox");
+        // An x86-64 ELF header, no program headers.
+        let mut elf = vec![0u8; 64];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[0x12..0x14].copy_from_slice(&62u16.to_le_bytes());
+        fs::write(&busybox, &elf).unwrap();
+        let script = dir.0.join("init");
+        fs::write(&script, "#!/bin/sh\n").unwrap();
+        let entries = [("bin/busybox", &busybox), ("init", &script)].map(|(path, source)| Entry {
+            path: path.into(),
+            mode: 0o755,
+            kind: Kind::File { source: source.clone() },
+        });
+        check_binaries(&entries, crate::arch::parse("x86_64").unwrap()).unwrap();
+        let err = format!("{:#}", check_binaries(&entries, crate::arch::parse("riscv64").unwrap()).unwrap_err());
+        assert!(err.starts_with("refusing to pack /bin/busybox into an initramfs for riscv64: "), "{err}");
+        assert!(err.ends_with("is a binary for x86_64, not riscv64"), "{err}");
+    }
 }

@@ -1,4 +1,4 @@
-//! Step 4: kernels from the saved configs in `kernel-configs/`, each in its own `O=` folder.
+//! Step 4: kernels from the saved configs in `kernel-configs/ARCH/`, each in its own `O=` folder.
 //!
 //! A config file names its base make target (`#: base allnoconfig`), the kernel's own fragments it
 //! merges (`#: merge kvm_guest.config`) and its own `CONFIG_…` lines. After `olddefconfig` every
@@ -37,12 +37,15 @@ pub enum Action {
 
 /// A built kernel, with how its config wants to be booted.
 pub struct Kernel {
+    /// What it was built for, and so how qemu boots it.
+    pub arch: &'static crate::arch::Arch,
     /// Its `O=` folder, which also holds its build record (`teeny-build.json`).
     pub obj: Utf8PathBuf,
-    pub bzimage: Utf8PathBuf,
+    /// The arch's boot image: bzImage on x86, Image on arm64 and riscv64.
+    pub boot_image: Utf8PathBuf,
     pub vmlinux: Utf8PathBuf,
     pub release: String,
-    /// What qemu's `-kernel` gets: bzImage, or vmlinux for a PVH direct boot.
+    /// What qemu's `-kernel` gets: the boot image, or vmlinux for an x86 PVH direct boot.
     pub image: Utf8PathBuf,
     pub qemu_args: Vec<String>,
     pub append: Vec<String>,
@@ -52,7 +55,7 @@ pub struct Kernel {
 impl Kernel {
     /// Sizes and release, for people.
     fn report(&self) -> Result<()> {
-        for f in [&self.vmlinux, &self.bzimage] {
+        for f in [&self.vmlinux, &self.boot_image] {
             eprintln!("{f} ({} bytes)", fs::metadata(f)?.len());
         }
         eprintln!("kernel release {}", self.release);
@@ -60,7 +63,7 @@ impl Kernel {
     }
 }
 
-/// A parsed `kernel-configs/NAME.config`.
+/// A parsed `kernel-configs/ARCH/NAME.config`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Profile {
     pub base: String,
@@ -77,7 +80,7 @@ pub struct Profile {
     pub settings: Vec<Setting>,
 }
 
-/// Kconfig's own whole-config targets; any other base must be a file in arch/x86/configs/.
+/// Kconfig's own whole-config targets; any other base must be a file in arch/SRCARCH/configs/.
 const KCONFIG_TARGETS: &[&str] =
     &["allnoconfig", "allyesconfig", "allmodconfig", "alldefconfig", "defconfig", "tinyconfig", "randconfig"];
 
@@ -128,15 +131,23 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
     })
 }
 
+/// The configs of the chosen arch: `--kernel-configs`, else `kernel-configs/ARCH/`.
 fn configs_dir(ctx: &Ctx) -> Utf8PathBuf {
-    ctx.kernel_configs.clone().unwrap_or_else(|| ctx.root.join("kernel-configs"))
+    ctx.kernel_configs.clone().unwrap_or_else(|| shipped_dir(ctx, ctx.arch))
 }
 
-/// The config names available, sorted.
+fn shipped_dir(ctx: &Ctx, arch: &crate::arch::Arch) -> Utf8PathBuf {
+    ctx.root.join("kernel-configs").join(arch.name)
+}
+
+/// The config names available for the chosen arch, sorted.
 pub fn names(ctx: &Ctx) -> Result<Vec<String>> {
-    let dir = configs_dir(ctx);
+    names_in(&configs_dir(ctx))
+}
+
+fn names_in(dir: &Utf8Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
-    for entry in fs::read_dir(&dir)? {
+    for entry in fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if let Some(n) = name.strip_suffix(".config") {
             names.push(n.to_owned());
@@ -150,9 +161,19 @@ pub fn names(ctx: &Ctx) -> Result<Vec<String>> {
 pub fn check_name(ctx: &Ctx, name: &str) -> Result<Utf8PathBuf> {
     let path = configs_dir(ctx).join(format!("{name}.config"));
     if !path.is_file() {
+        let elsewhere: Vec<&str> = crate::arch::ARCHES
+            .iter()
+            .filter(|a| shipped_dir(ctx, a).join(format!("{name}.config")).is_file())
+            .map(|a| a.name)
+            .collect();
+        let hint = match elsewhere[..] {
+            [] => String::new(),
+            _ => format!("; `{name}` exists for --arch {}", elsewhere.join(", ")),
+        };
         bail!(
-            "unknown kernel config `{name}`: choose one of {} (files in {})",
+            "unknown kernel config `{name}`: choose one of {} (the {} configs in {}){hint}",
             names(ctx)?.join(", "),
+            ctx.arch.name,
             configs_dir(ctx)
         );
     }
@@ -166,13 +187,21 @@ fn load(ctx: &Ctx, name: &str) -> Result<(Utf8PathBuf, String, Profile)> {
     Ok((path, text, profile))
 }
 
-/// `cargo xtask kernel --list`: name, base and description of each config.
+/// `cargo xtask kernel --list`: name, base and description of each config, by arch (the chosen
+/// one first); with `--kernel-configs`, that folder's only.
 pub fn list(ctx: &Ctx) -> Result<()> {
-    for name in names(ctx)? {
-        let (_, _, p) = load(ctx, &name)?;
-        let base =
-            std::iter::once(p.base.as_str()).chain(p.merge.iter().map(String::as_str)).collect::<Vec<_>>().join(" + ");
-        println!("{name:<14} {base:<40} {}", p.description);
+    let others = crate::arch::ARCHES.iter().filter(|a| *a != ctx.arch && ctx.kernel_configs.is_none());
+    for (arch, dir) in std::iter::once((ctx.arch, configs_dir(ctx))).chain(others.map(|a| (a, shipped_dir(ctx, a)))) {
+        println!("{} ({dir}):", arch.name);
+        for name in names_in(&dir)? {
+            let path = dir.join(format!("{name}.config"));
+            let p = parse_profile(path.as_str(), &fs::read_to_string(&path)?)?;
+            let base = std::iter::once(p.base.as_str())
+                .chain(p.merge.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            println!("  {name:<14} {base:<40} {}", p.description);
+        }
     }
     Ok(())
 }
@@ -199,7 +228,7 @@ pub fn build(ctx: &Ctx, name: &str) -> Result<Kernel> {
 /// The kernel last built for NAME, without building or checking anything (`qemu --no-build`).
 pub fn existing(ctx: &Ctx, name: &str) -> Result<Kernel> {
     let (_, _, profile) = load(ctx, name)?;
-    built(&ctx.obj(&format!("linux-x86-{name}")), &profile)
+    built(ctx, &obj_dir(ctx, name), &profile)
         .with_context(|| format!("--no-build: build it first with `cargo xtask kernel {name}`"))
 }
 
@@ -208,7 +237,7 @@ pub fn existing(ctx: &Ctx, name: &str) -> Result<Kernel> {
 pub fn build_variant(ctx: &Ctx, name: &str, variant: &str, extra: &[&str]) -> Result<Kernel> {
     let (_, text, _) = load(ctx, name)?;
     let variant = format!("{name}-{variant}");
-    let path = ctx.build.join("kernel-configs").join(format!("{variant}.config"));
+    let path = ctx.build.join("kernel-configs").join(ctx.arch.name).join(format!("{variant}.config"));
     fs::create_dir_all(path.parent().unwrap())?;
     let text = format!("{text}\n# added for this variant\n{}\n", extra.join("\n"));
     write_atomic(&path, text.as_bytes())?;
@@ -226,7 +255,7 @@ fn run_profile(
 ) -> Result<Option<Kernel>> {
     let start = std::time::Instant::now();
     let tree = sources::fetch(ctx, Package::Linux)?;
-    let obj = ctx.obj(&format!("linux-x86-{name}"));
+    let obj = obj_dir(ctx, name);
     let _lock = ctx.lock(&obj)?;
     if let Action::Save = action {
         save(ctx, &tree, &obj, path, text, profile)?;
@@ -244,7 +273,7 @@ fn run_profile(
         && fs::read_to_string(&stamp).is_ok_and(|s| s == built_from(inputs))
     {
         // An immutable source and unchanged inputs: the kernel in obj is this build's, no make needed.
-        let kernel = built(&obj, profile)?;
+        let kernel = built(ctx, &obj, profile)?;
         eprintln!("kernel {name} is up to date in {obj}");
         kernel.report()?;
         return Ok(Some(kernel));
@@ -262,7 +291,7 @@ fn run_profile(
         Action::Configure => Ok(None),
         Action::Edit(tool) => {
             let tool = format!("{tool:?}").to_lowercase();
-            let step = make(&tree, &obj, &[&tool]).interactive();
+            let step = make(ctx, &tree, &obj, &[&tool]).interactive();
             ctx.runner()?.run(&step)?;
             save(ctx, &tree, &obj, path, text, profile)?;
             Ok(None)
@@ -275,7 +304,7 @@ fn run_profile(
 /// None for a user's source tree, where only make knows what changed.
 fn inputs(ctx: &Ctx, tree: &Tree, text: &str, profile: &Profile) -> Result<Option<String>> {
     let Some(source) = &tree.id else { return Ok(None) };
-    let (_, fragments) = bundled(tree, profile)?;
+    let (_, fragments) = bundled(ctx, tree, profile)?;
     Ok(Some(inputs_hash(text, &fragments, source, &crate::builder::identity(ctx)?)))
 }
 
@@ -289,23 +318,31 @@ fn inputs_hash(text: &str, fragments: &[String], source: &str, image: &str) -> S
     sha256_hex(&parts)
 }
 
-fn make(tree: &Tree, obj: &Utf8Path, args: &[&str]) -> Step {
+/// The `O=` folder of config NAME for the chosen arch.
+fn obj_dir(ctx: &Ctx, name: &str) -> Utf8PathBuf {
+    ctx.obj(&format!("linux-{}-{name}", ctx.arch.dir))
+}
+
+fn make(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, args: &[&str]) -> Step {
     let o = format!("O={obj}");
-    let argv: Vec<&str> = ["make", o.as_str()].into_iter().chain(args.iter().copied()).collect();
+    let [arch, cross] = ctx.arch.make_args();
+    let argv: Vec<&str> =
+        ["make", o.as_str(), arch.as_str(), cross.as_str()].into_iter().chain(args.iter().copied()).collect();
     let step = tree.step(&argv).log(obj.file_name().unwrap_or("linux"));
     REPRODUCIBLE.iter().fold(step, |s, (k, v)| s.env(k, v))
 }
 
 /// The kernel's own fragments named by `#: merge`, as settings.
-fn bundled(tree: &Tree, profile: &Profile) -> Result<(Vec<Setting>, Vec<String>)> {
+fn bundled(ctx: &Ctx, tree: &Tree, profile: &Profile) -> Result<(Vec<Setting>, Vec<String>)> {
     let (mut settings, mut texts) = (Vec::new(), Vec::new());
+    let arch_configs = format!("arch/{}/configs", ctx.arch.srcarch);
     for f in &profile.merge {
-        let path = ["arch/x86/configs", "kernel/configs"]
+        let path = [arch_configs.as_str(), "kernel/configs"]
             .iter()
             .map(|d| tree.dir.join(d).join(f))
             .find(|p| p.is_file())
             .with_context(|| {
-                format!("fragment {f} is in neither arch/x86/configs/ nor kernel/configs/ of {}", tree.dir)
+                format!("fragment {f} is in neither {arch_configs}/ nor kernel/configs/ of {}", tree.dir)
             })?;
         let text = fs::read_to_string(&path)?;
         settings.extend(kconfig::parse(path.as_str(), &text)?);
@@ -316,29 +353,28 @@ fn bundled(tree: &Tree, profile: &Profile) -> Result<(Vec<Setting>, Vec<String>)
 
 /// `make BASE`, merge the fragments, `make olddefconfig` in `obj`; returns the resulting .config.
 fn base_config(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile, ours: &[Setting]) -> Result<String> {
-    let known = KCONFIG_TARGETS.contains(&profile.base.as_str())
-        || tree.dir.join("arch/x86/configs").join(&profile.base).is_file();
+    let arch_configs = tree.dir.join("arch").join(ctx.arch.srcarch).join("configs");
+    let known = KCONFIG_TARGETS.contains(&profile.base.as_str()) || arch_configs.join(&profile.base).is_file();
     if !known {
         bail!(
-            "base target `{}` is unknown to this kernel: use one of {} or a file in {}/arch/x86/configs/",
+            "base target `{}` is unknown to this kernel: use one of {} or a file in {arch_configs}/",
             profile.base,
             KCONFIG_TARGETS.join(", "),
-            tree.dir
         );
     }
     fs::create_dir_all(obj)?;
     let runner = ctx.runner()?;
-    runner.run(&make(tree, obj, &[&profile.base]))?;
+    runner.run(&make(ctx, tree, obj, &[&profile.base]))?;
     let config = obj.join(".config");
-    let (mut settings, _) = bundled(tree, profile)?;
+    let (mut settings, _) = bundled(ctx, tree, profile)?;
     settings.extend_from_slice(ours);
     write_atomic(&config, kconfig::merge(&fs::read_to_string(&config)?, &settings).as_bytes())?;
-    runner.run(&make(tree, obj, &["olddefconfig"]))?;
+    runner.run(&make(ctx, tree, obj, &["olddefconfig"]))?;
     Ok(fs::read_to_string(&config)?)
 }
 
 fn configure(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str, profile: &Profile) -> Result<()> {
-    let (bundled, bundled_texts) = bundled(tree, profile)?;
+    let (bundled, bundled_texts) = bundled(ctx, tree, profile)?;
     let mut inputs: Vec<&[u8]> = vec![text.as_bytes(), tree.dir.as_str().as_bytes(), tree.version.as_bytes()];
     inputs.extend(bundled_texts.iter().map(|t| t.as_bytes()));
     let stamp = sha256_hex(&inputs);
@@ -349,7 +385,7 @@ fn configure(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str
     }
     let _ = fs::remove_file(&stamp_path);
     let effective = base_config(ctx, tree, obj, profile, &profile.settings)?;
-    // Ours must all hold; the kernel's bundled fragments are not ours to fix: what x86 drops
+    // Ours must all hold; the kernel's bundled fragments are not ours to fix: what an arch drops
     // from them (e.g. S390_GUEST from kvm_guest.config) is a warning. One explain.py run for both.
     let mut suspects = kconfig::check(&profile.settings, &effective);
     suspects.extend(kconfig::unmentioned_offs(&profile.settings, &effective));
@@ -374,24 +410,23 @@ fn configure(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str
 }
 
 /// What kbuild exports that the kernel's Kconfig files read (`source "arch/$(SRCARCH)/Kconfig"`,
-/// `$(CC)` in compiler tests): explain.py runs outside make, so it gets them here.
-const KBUILD_ENV: &[(&str, &str)] = &[
-    ("ARCH", "x86"),
-    ("SRCARCH", "x86"),
-    ("CC", "gcc"),
-    ("LD", "ld"),
-    ("NM", "nm"),
-    ("OBJCOPY", "objcopy"),
-    ("PAHOLE", "pahole"),
-    ("RUSTC", "rustc"),
-    ("BINDGEN", "bindgen"),
-];
+/// `$(CC)` in compiler tests): explain.py runs outside make, so it gets them here. The tools
+/// get the arch's CROSS_COMPILE prefix, as in kbuild.
+fn kbuild_env(arch: &crate::arch::Arch) -> Vec<(&'static str, String)> {
+    let cross = arch.cross_compile();
+    let mut env = vec![("ARCH", arch.kernel_arch.to_owned()), ("SRCARCH", arch.srcarch.to_owned())];
+    env.extend(
+        [("CC", "gcc"), ("LD", "ld"), ("NM", "nm"), ("OBJCOPY", "objcopy")].map(|(k, v)| (k, format!("{cross}{v}"))),
+    );
+    env.extend([("PAHOLE", "pahole"), ("RUSTC", "rustc"), ("BINDGEN", "bindgen")].map(|(k, v)| (k, v.to_owned())));
+    env
+}
 
 /// [`kconfig::explain`] for requests on the kernel configured in `obj` (`effective` is its .config).
 fn explain(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, effective: &str, requests: &[Setting]) -> Result<Vec<String>> {
     // kbuild computes it with `$(CC) --version`; conf wrote the result into .config.
     let cc_version = kconfig::value_of(effective, "CC_VERSION_TEXT").unwrap_or_default();
-    let env = KBUILD_ENV
+    let env = kbuild_env(ctx.arch)
         .iter()
         .fold(tree.step(&[]), |s, (k, v)| s.env(k, v))
         .env("KERNELVERSION", &tree.version)
@@ -416,7 +451,7 @@ fn save(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str, pro
         let runner = ctx.runner()?;
         let mut defconfigs = Vec::new();
         for o in [&reference, obj] {
-            runner.run(&make(tree, o, &["savedefconfig"]))?;
+            runner.run(&make(ctx, tree, o, &["savedefconfig"]))?;
             defconfigs.push(fs::read_to_string(o.join("defconfig"))?);
         }
         new_text = kconfig::update(text, &kconfig::changed(&defconfigs[0], &defconfigs[1]), &edited);
@@ -456,14 +491,15 @@ fn compile(
     start: std::time::Instant,
 ) -> Result<Kernel> {
     let stats_log = obj.join(".teeny-ccache-stats.log");
-    let build = make(tree, obj, &[&format!("-j{}", ctx.jobs)]);
+    let build = make(ctx, tree, obj, &[&format!("-j{}", ctx.jobs)]);
     ctx.runner()?.run(&crate::ccache::apply(ctx, build.clone(), &stats_log)?)?;
-    let kernel = built(obj, profile)?;
+    let kernel = built(ctx, obj, profile)?;
     kernel.report()?;
     let ccache = crate::ccache::stats(&stats_log);
-    let recipe = [make(tree, obj, &[&profile.base]), make(tree, obj, &["olddefconfig"]), build];
+    let recipe = [make(ctx, tree, obj, &[&profile.base]), make(ctx, tree, obj, &["olddefconfig"]), build];
     let record = record::Record {
         config: name.to_owned(),
+        arch: ctx.arch.name.to_owned(),
         config_sha256: sha256_hex(&[text.as_bytes()]),
         base: profile.base.clone(),
         merge: profile.merge.clone(),
@@ -474,7 +510,7 @@ fn compile(
         make: recipe.iter().map(|s| crate::runner::display(&s.argv)).collect(),
         duration_s: start.elapsed().as_secs_f64(),
         vmlinux: record::Artifact::of(&kernel.vmlinux)?,
-        bzimage: record::Artifact::of(&kernel.bzimage)?,
+        bzimage: record::Artifact::of(&kernel.boot_image)?,
         ccache,
         warnings: record::warnings(&fs::read_to_string(ctx.runner()?.log_path(&recipe[2]))?),
     };
@@ -483,16 +519,17 @@ fn compile(
 }
 
 /// The kernel already built in `obj`, booted as `profile` says.
-fn built(obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
-    let (bzimage, vmlinux) = (obj.join("arch/x86/boot/bzImage"), obj.join("vmlinux"));
-    for f in [&bzimage, &vmlinux] {
+fn built(ctx: &Ctx, obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
+    let (boot_image, vmlinux) = (obj.join(ctx.arch.image), obj.join("vmlinux"));
+    for f in [&boot_image, &vmlinux] {
         anyhow::ensure!(f.is_file(), "{f} is missing: the kernel in {obj} is not built");
     }
     let release = obj.join("include/config/kernel.release");
     Ok(Kernel {
+        arch: ctx.arch,
         obj: obj.to_owned(),
-        image: if profile.boot_vmlinux { vmlinux.clone() } else { bzimage.clone() },
-        bzimage,
+        image: if profile.boot_vmlinux { vmlinux.clone() } else { boot_image.clone() },
+        boot_image,
         vmlinux,
         release: fs::read_to_string(&release)?.trim().to_owned(),
         qemu_args: profile.qemu.clone(),
@@ -552,11 +589,16 @@ mod tests {
 
     #[test]
     fn the_shipped_configs_parse() {
-        let dir = Utf8Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel-configs");
-        for name in ["defconfig", "alldefconfig", "allnoconfig", "fast"] {
-            let path = dir.join(format!("{name}.config"));
-            let p = parse_profile(path.as_str(), &std::fs::read_to_string(&path).unwrap()).unwrap();
-            assert!(!p.description.is_empty(), "{name}");
+        let root = Utf8Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel-configs");
+        for arch in crate::arch::ARCHES {
+            let dir = root.join(arch.name);
+            let names = names_in(&dir).unwrap();
+            assert!(names.contains(&"allnoconfig".to_owned()), "{}: {names:?}", arch.name);
+            for name in names {
+                let path = dir.join(format!("{name}.config"));
+                let p = parse_profile(path.as_str(), &std::fs::read_to_string(&path).unwrap()).unwrap();
+                assert!(!p.description.is_empty(), "{}/{name}", arch.name);
+            }
         }
     }
 }

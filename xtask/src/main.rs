@@ -1,10 +1,12 @@
 //! `cargo xtask`: builds a tiny Linux (kernel + static busybox initramfs) and boots it in qemu.
 
+mod arch;
 mod bench;
 mod builder;
 mod busybox;
 mod ccache;
 mod ctx;
+mod elf;
 mod initramfs;
 mod kconfig;
 mod kernel;
@@ -29,6 +31,10 @@ struct Cli {
     /// Where build steps run.
     #[arg(long, global = true, env = "TEENY_RUNNER", default_value = "docker", help_heading = GLOBAL)]
     runner: RunnerKind,
+    /// The architecture to build and boot (x86_64, arm64, riscv64; also amd64, aarch64, riscv)
+    /// [default: the host's].
+    #[arg(long, global = true, env = "TEENY_ARCH", value_parser = parse_arch, help_heading = GLOBAL)]
+    arch: Option<&'static arch::Arch>,
     /// Parallel make jobs [default: number of CPUs].
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     jobs: Option<usize>,
@@ -44,7 +50,7 @@ struct Cli {
     /// Use this busybox tarball or source tree instead of the pinned download.
     #[arg(long, global = true, env = "TEENY_BUSYBOX_SOURCE", help_heading = GLOBAL)]
     busybox_source: Option<Utf8PathBuf>,
-    /// Folder of kernel config files [default: kernel-configs/ in the repository].
+    /// Folder of kernel config files for the chosen architecture [default: kernel-configs/ARCH/ in the repository].
     #[arg(long, global = true, env = "TEENY_KERNEL_CONFIGS", help_heading = GLOBAL)]
     kernel_configs: Option<Utf8PathBuf>,
     /// The compiler cache folder [default: ccache/ in the build folder].
@@ -63,19 +69,19 @@ enum Command {
     Builder,
     /// Download, verify and unpack the kernel and busybox sources into build/src/.
     Fetch,
-    /// Build the static busybox (defconfig + busybox-configs/busybox-x86.config) in build/obj/busybox-x86.
+    /// Build the static busybox (defconfig + busybox-configs/busybox.config) in build/obj/busybox-ARCH.
     Busybox {
         /// Run busybox's menuconfig first and save the changes to busybox-configs/.
         #[arg(long)]
         edit: bool,
     },
-    /// Pack build/initramfs-busybox-x86.cpio.gz from busybox and rootfs/ (builds busybox if needed).
+    /// Pack build/initramfs-busybox-ARCH.cpio.gz from busybox and rootfs/ (builds busybox if needed).
     Initramfs {
-        /// gzip (-9, as the walk-through) or none (writes build/initramfs-busybox-x86.cpio).
+        /// gzip (-9, as the walk-through) or none (writes build/initramfs-busybox-ARCH.cpio).
         #[arg(long, value_enum, default_value_t)]
         compression: initramfs::Compression,
     },
-    /// Configure, verify and build the kernel from kernel-configs/NAME.config in build/obj/linux-x86-NAME.
+    /// Configure, verify and build the kernel from kernel-configs/ARCH/NAME.config in build/obj/linux-ARCH-NAME.
     Kernel {
         /// The config to build (see --list).
         #[arg(required_unless_present = "list")]
@@ -86,10 +92,10 @@ enum Command {
         /// Configure and verify only; do not build.
         #[arg(long, conflicts_with_all = ["edit", "save"])]
         configure: bool,
-        /// Run a configurator in the builder, then save the changes as kernel-configs/NAME.config.
+        /// Run a configurator in the builder, then save the changes as kernel-configs/ARCH/NAME.config.
         #[arg(long, num_args = 0..=1, default_missing_value = "menuconfig", conflicts_with = "save")]
         edit: Option<kernel::Configurator>,
-        /// Save the current .config of build/obj/linux-x86-NAME (after hand edits) as kernel-configs/NAME.config.
+        /// Save the current .config of build/obj/linux-ARCH-NAME (after hand edits) as kernel-configs/ARCH/NAME.config.
         #[arg(long)]
         save: bool,
     },
@@ -101,7 +107,7 @@ enum Command {
         /// The kernel config to boot (see `cargo xtask kernel --list`).
         #[arg(long, default_value = "allnoconfig")]
         kernel: String,
-        /// Boot this initrd instead of build/initramfs-busybox-x86.cpio[.gz] (as the config says).
+        /// Boot this initrd instead of build/initramfs-busybox-ARCH.cpio[.gz] (as the config says).
         #[arg(long)]
         initrd: Option<Utf8PathBuf>,
         /// Use KVM (-enable-kvm); fails if /dev/kvm is missing or not usable by you.
@@ -110,7 +116,7 @@ enum Command {
         /// Boot the kernel and initramfs already built, without checking or building anything.
         #[arg(long)]
         no_build: bool,
-        /// Extra kernel command line arguments (after console=ttyS0 panic=-1).
+        /// Extra kernel command line arguments (after console=ttyS0 or the arch's console, panic=-1).
         #[arg(long, allow_hyphen_values = true)]
         append: Vec<String>,
         /// Extra qemu arguments, split at spaces (e.g. --qemu-args "-m 512M -smp 2").
@@ -131,7 +137,8 @@ enum Command {
     /// published numbers, writes build/bench/bench.svg, and compares the initramfs packer with
     /// `find | cpio -o -H newc | gzip -9`. Exits non-zero if a config fails, keeping the other rows.
     Bench {
-        /// Comma-separated kernel configs to measure.
+        /// Comma-separated kernel configs to measure: NAME for --arch's, ARCH/NAME for another's
+        /// (`x86_64/fast,arm64/fast,riscv64/fast` gives one table across arches).
         #[arg(long, value_delimiter = ',', default_value = "defconfig,alldefconfig,allnoconfig")]
         configs: Vec<String>,
         /// Boots per config (medians and min/max are reported).
@@ -143,7 +150,8 @@ enum Command {
         /// Also write the results as JSON to this file.
         #[arg(long)]
         json: Option<Utf8PathBuf>,
-        /// Boot this config once with initcall_debug and draw build/bench/bootgraph-CONFIG.svg.
+        /// Boot this config (NAME or ARCH/NAME) once with initcall_debug and draw
+        /// build/bench/bootgraph-ARCH-NAME.svg.
         #[arg(long, value_name = "CONFIG")]
         bootgraph: Option<String>,
         /// Seconds to wait for each boot to reach the shell.
@@ -182,6 +190,11 @@ fn parse() -> Cli {
     err.exit()
 }
 
+/// clap wants a std error: anyhow's, as text.
+fn parse_arch(name: &str) -> Result<&'static arch::Arch, String> {
+    arch::parse(name).map_err(|e| e.to_string())
+}
+
 /// `--kvm is an option of `cargo xtask qemu --kvm` and …`, if some command takes `arg`.
 fn misplaced_option(arg: &str) -> Option<String> {
     let long = arg.split('=').next()?.strip_prefix("--")?;
@@ -199,6 +212,7 @@ fn try_main() -> Result<()> {
     runner::stop_steps_on_signals()?;
     let jobs = cli.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let ctx = Ctx::new(ctx::Settings {
+        arch: cli.arch.map_or_else(arch::host, Ok)?,
         build: cli.build_dir,
         jobs,
         runner: cli.runner,

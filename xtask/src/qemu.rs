@@ -5,6 +5,7 @@
 //! In both modes qemu's stderr goes through us, so that its fatal errors (a failing KVM stops
 //! the guest without ending qemu) end the run at once with their cause.
 
+use crate::arch::Arch;
 use crate::ctx::Ctx;
 use crate::kernel::Kernel;
 use anyhow::{Context, Result, bail};
@@ -32,6 +33,7 @@ pub struct Options {
 
 /// Inputs of the qemu command line.
 pub struct Machine<'a> {
+    pub arch: &'a Arch,
     pub kernel: &'a Utf8Path,
     pub initrd: &'a Utf8Path,
     pub kvm: bool,
@@ -39,19 +41,20 @@ pub struct Machine<'a> {
     pub qemu_args: &'a [String],
 }
 
-/// The walk-through's boot line. `panic=-1` and `-no-reboot` turn a kernel panic into a prompt
-/// qemu exit instead of a reboot loop.
+/// The walk-through's boot line, with the arch's qemu, board and console. `panic=-1` and
+/// `-no-reboot` turn a kernel panic into a prompt qemu exit instead of a reboot loop.
 pub fn qemu_argv(m: &Machine) -> Vec<String> {
-    let mut append = vec!["console=ttyS0".to_owned(), "panic=-1".to_owned()];
+    let mut append = vec![format!("console={}", m.arch.console), "panic=-1".to_owned()];
     append.extend(m.append.iter().cloned());
-    let mut argv: Vec<String> =
-        ["qemu-system-x86_64", "-kernel", m.kernel.as_str(), "-initrd", m.initrd.as_str(), "-nographic"]
-            .map(String::from)
-            .into();
+    let mut argv: Vec<String> = [m.arch.qemu, "-kernel", m.kernel.as_str(), "-initrd", m.initrd.as_str(), "-nographic"]
+        .map(String::from)
+        .into();
     argv.extend(["-append".into(), append.join(" "), "-no-reboot".into()]);
     if m.kvm {
         argv.push("-enable-kvm".into());
     }
+    // Before the caller's arguments, which can so pick another board or CPU.
+    argv.extend(m.arch.machine_args(m.kvm));
     argv.extend(m.qemu_args.iter().cloned());
     argv
 }
@@ -67,12 +70,19 @@ pub fn boot_argv(
 ) -> Vec<String> {
     let append = [&kernel.append[..], append].concat();
     let qemu_args = [&kernel.qemu_args[..], qemu_args].concat();
-    qemu_argv(&Machine { kernel: &kernel.image, initrd, kvm, append: &append, qemu_args: &qemu_args })
+    qemu_argv(&Machine {
+        arch: kernel.arch,
+        kernel: &kernel.image,
+        initrd,
+        kvm,
+        append: &append,
+        qemu_args: &qemu_args,
+    })
 }
 
 /// Fails with the cause when this user cannot use KVM; never falls back to emulation. Warns when
 /// KVM has no hardware virtualization under it.
-pub fn check_kvm(dev: &Utf8Path) -> Result<()> {
+fn check_kvm(dev: &Utf8Path) -> Result<()> {
     match std::fs::OpenOptions::new().read(true).write(true).open(dev) {
         Ok(_) => {
             // Such a /dev/kvm virtualizes in software (e.g. kvm_pvm in a cloud VM). On one, the
@@ -109,11 +119,27 @@ pub struct BootTimes {
     pub host_s: f64,
 }
 
-/// `cargo xtask qemu`: builds what is missing, then boots; returns the exit code to exit with.
-pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
-    if opts.kvm {
+/// What must hold before anything is built for a boot: the arch's qemu is installed and, with
+/// `kvm`, KVM can run it.
+pub fn preflight(arch: &Arch, kvm: bool) -> Result<()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if !std::env::split_paths(&path).any(|dir| dir.join(arch.qemu).is_file()) {
+        bail!(
+            "{} is not installed: install it with `sudo apt install {}` (Debian/Ubuntu)",
+            arch.qemu,
+            arch.qemu_package
+        );
+    }
+    if kvm {
+        arch.check_kvm()?;
         check_kvm("/dev/kvm".into())?;
     }
+    Ok(())
+}
+
+/// `cargo xtask qemu`: builds what is missing, then boots; returns the exit code to exit with.
+pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
+    preflight(ctx.arch, opts.kvm)?;
     let kernel = match opts.no_build {
         true => crate::kernel::existing(ctx, &opts.kernel)?,
         false => crate::kernel::build(ctx, &opts.kernel)?,
@@ -450,9 +476,14 @@ mod tests {
     use super::*;
 
     fn machine(kvm: bool) -> Vec<String> {
+        machine_of("x86_64", kvm)
+    }
+
+    fn machine_of(arch: &str, kvm: bool) -> Vec<String> {
         let append = vec!["quiet".to_owned()];
         let extra = vec!["-m".to_owned(), "512M".to_owned()];
         qemu_argv(&Machine {
+            arch: crate::arch::parse(arch).unwrap(),
             kernel: "/b/bzImage".into(),
             initrd: "/b/i.cpio.gz".into(),
             kvm,
@@ -475,10 +506,29 @@ mod tests {
     }
 
     #[test]
+    fn arm64_boots_virt_on_a_cortex_a57_with_the_pl011_console() {
+        let argv = machine_of("arm64", false);
+        assert_eq!(argv[0], "qemu-system-aarch64");
+        assert_eq!(argv[7], "console=ttyAMA0 panic=-1 quiet");
+        assert_eq!(argv[argv.len() - 6..], ["-M", "virt", "-cpu", "cortex-a57", "-m", "512M"]);
+        let kvm = machine_of("arm64", true);
+        assert_eq!(kvm[kvm.len() - 7..kvm.len() - 2], ["-enable-kvm", "-M", "virt", "-cpu", "host"]);
+    }
+
+    #[test]
+    fn riscv64_boots_virt_through_opensbi_on_ttys0() {
+        let argv = machine_of("riscv64", false);
+        assert_eq!(argv[0], "qemu-system-riscv64");
+        assert_eq!(argv[7], "console=ttyS0 panic=-1 quiet");
+        assert_eq!(argv[argv.len() - 4..], ["-M", "virt", "-m", "512M"]);
+    }
+
+    #[test]
     fn a_configs_own_settings_come_before_the_users() {
         let kernel = Kernel {
+            arch: crate::arch::parse("x86_64").unwrap(),
             obj: "/o".into(),
-            bzimage: "/o/bzImage".into(),
+            boot_image: "/o/bzImage".into(),
             vmlinux: "/o/vmlinux".into(),
             release: "6.1".into(),
             image: "/o/vmlinux".into(),

@@ -161,15 +161,15 @@ pub fn write_gz<W: Write>(entries: &[Entry], mtime: u32, out: W) -> Result<W> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Cursor;
 
     /// A unique directory under the system temp dir, removed on drop.
-    struct TempDir(Utf8PathBuf);
+    pub(crate) struct TempDir(pub(crate) Utf8PathBuf);
 
     impl TempDir {
-        fn new(tag: &str) -> Self {
+        pub(crate) fn new(tag: &str) -> Self {
             let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
             let base = Utf8PathBuf::try_from(std::env::temp_dir()).unwrap();
             let dir = base.join(format!("archive-{tag}-{}-{}", std::process::id(), nanos.as_nanos()));

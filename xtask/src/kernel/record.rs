@@ -10,6 +10,8 @@ pub const FILE: &str = "teeny-build.json";
 #[derive(Serialize)]
 pub struct Record {
     pub config: String,
+    /// The `--arch` it was built for.
+    pub arch: String,
     /// sha256 of the config file's text.
     pub config_sha256: String,
     pub base: String,
@@ -22,6 +24,8 @@ pub struct Record {
     pub make: Vec<String>,
     pub duration_s: f64,
     pub vmlinux: Artifact,
+    /// The arch's boot image (bzImage on x86, Image on arm64 and riscv64); the key keeps its x86
+    /// name for the readers of existing records.
     pub bzimage: Artifact,
     /// None with --no-ccache.
     pub ccache: Option<crate::ccache::Stats>,

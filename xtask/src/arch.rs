@@ -1,0 +1,217 @@
+//! The architectures we build for: the one place that says how each is compiled and booted.
+//!
+//! Adding one is an entry in [`ARCHES`] plus its configs in `kernel-configs/NAME/`.
+
+use anyhow::{Result, bail};
+
+/// How to build and boot one architecture.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Arch {
+    /// What `--arch` takes and `kernel-configs/` names its folder by.
+    pub name: &'static str,
+    /// Other spellings `--arch` accepts (Debian's, GNU's, uname's).
+    pub aliases: &'static [&'static str],
+    /// Rust's name for it (`std::env::consts::ARCH`): the host's architecture is the default.
+    pub rust: &'static str,
+    /// In build folder names: `x86` keeps x86's folders as they were before arm64 came
+    /// (`linux-x86-NAME`, `busybox-x86`).
+    pub dir: &'static str,
+    /// The kernel's `ARCH=`. `x86_64` rather than `x86`: with `x86`, `64BIT` becomes a question
+    /// whose allnoconfig answer is 32-bit.
+    pub kernel_arch: &'static str,
+    /// The kernel's source folder, `arch/SRCARCH/` (what kbuild derives from ARCH).
+    pub srcarch: &'static str,
+    /// Debian's cross toolchain prefix (docker/Dockerfile installs it).
+    pub cross_prefix: &'static str,
+    /// The boot image make leaves in the `O=` folder.
+    pub image: &'static str,
+    pub qemu: &'static str,
+    /// The Debian package that has `qemu`.
+    pub qemu_package: &'static str,
+    /// qemu's machine arguments; none for x86's default PC.
+    pub machine: &'static [&'static str],
+    /// The CPU model under emulation; with KVM it is `host`.
+    pub cpu: Option<&'static str>,
+    /// The serial console the kernel writes to (`console=`).
+    pub console: &'static str,
+    /// The ELF header's e_machine, to check that busybox was built for this architecture.
+    pub elf_machine: u16,
+    /// busybox settings this arch needs on top of `busybox-configs/busybox.config`.
+    pub busybox: &'static str,
+}
+
+/// busybox 1.37 does not compile its SHA1 SHA-NI code off x86: `sha1_process_block64_shaNI`
+/// is declared for x86 only but used unconditionally (libbb/hash_md5_sha.c).
+const NO_SHA_NI: &str = "# CONFIG_SHA1_HWACCEL is not set\n";
+
+pub const ARCHES: &[Arch] = &[
+    Arch {
+        name: "x86_64",
+        aliases: &["amd64", "x86-64"],
+        rust: "x86_64",
+        dir: "x86",
+        kernel_arch: "x86_64",
+        srcarch: "x86",
+        cross_prefix: "x86_64-linux-gnu-",
+        image: "arch/x86/boot/bzImage",
+        qemu: "qemu-system-x86_64",
+        qemu_package: "qemu-system-x86",
+        machine: &[],
+        cpu: None,
+        console: "ttyS0",
+        elf_machine: 62, // EM_X86_64
+        busybox: "",
+    },
+    Arch {
+        name: "arm64",
+        aliases: &["aarch64"],
+        rust: "aarch64",
+        dir: "arm64",
+        kernel_arch: "arm64",
+        srcarch: "arm64",
+        cross_prefix: "aarch64-linux-gnu-",
+        image: "arch/arm64/boot/Image",
+        qemu: "qemu-system-aarch64",
+        qemu_package: "qemu-system-arm",
+        machine: &["-M", "virt"],
+        // qemu's virt board has no default CPU for aarch64 (it would be a 32-bit cortex-a15).
+        cpu: Some("cortex-a57"),
+        console: "ttyAMA0", // the virt board's PL011 UART
+        elf_machine: 183,   // EM_AARCH64
+        busybox: NO_SHA_NI,
+    },
+    Arch {
+        name: "riscv64",
+        aliases: &["riscv"],
+        rust: "riscv64",
+        dir: "riscv64",
+        kernel_arch: "riscv",
+        srcarch: "riscv",
+        cross_prefix: "riscv64-linux-gnu-",
+        image: "arch/riscv/boot/Image",
+        qemu: "qemu-system-riscv64",
+        qemu_package: "qemu-system-misc",
+        // qemu loads its bundled OpenSBI, which starts the kernel in supervisor mode.
+        machine: &["-M", "virt"],
+        cpu: None,
+        console: "ttyS0", // the virt board's 16550 UART
+        elf_machine: 243, // EM_RISCV
+        busybox: NO_SHA_NI,
+    },
+];
+
+impl Arch {
+    /// Whether this is the machine we run on (KVM and the native compiler need it).
+    pub fn is_host(&self) -> bool {
+        self.rust == std::env::consts::ARCH
+    }
+
+    /// `CROSS_COMPILE=`: empty on the host's own architecture, whose native gcc builds it.
+    pub fn cross_compile(&self) -> &'static str {
+        if self.is_host() { "" } else { self.cross_prefix }
+    }
+
+    /// The make arguments that select this architecture, for the kernel and busybox alike.
+    pub fn make_args(&self) -> [String; 2] {
+        [format!("ARCH={}", self.kernel_arch), format!("CROSS_COMPILE={}", self.cross_compile())]
+    }
+
+    /// qemu's machine and CPU arguments; KVM runs the host's CPU.
+    pub fn machine_args(&self, kvm: bool) -> Vec<String> {
+        let mut args: Vec<String> = self.machine.iter().map(|a| a.to_string()).collect();
+        if let Some(cpu) = self.cpu {
+            args.extend(["-cpu".to_owned(), if kvm { "host" } else { cpu }.to_owned()]);
+        }
+        args
+    }
+
+    /// Fails unless KVM can run this guest: only on the same architecture.
+    pub fn check_kvm(&self) -> Result<()> {
+        if !self.is_host() {
+            bail!(
+                "--kvm runs guests of the host's own architecture ({}), not {}: drop --kvm to emulate it",
+                std::env::consts::ARCH,
+                self.name
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The architecture named `name` or one of its aliases; for clap.
+pub fn parse(name: &str) -> Result<&'static Arch> {
+    let lower = name.to_lowercase();
+    ARCHES
+        .iter()
+        .find(|a| a.name == lower || a.aliases.contains(&lower.as_str()))
+        .ok_or_else(|| anyhow::anyhow!("unknown architecture `{name}`: choose one of {}", names().join(", ")))
+}
+
+/// `--arch`'s default: the host's own architecture.
+pub fn host() -> Result<&'static Arch> {
+    let rust = std::env::consts::ARCH;
+    ARCHES.iter().find(|a| a.rust == rust).ok_or_else(|| {
+        anyhow::anyhow!(
+            "this host's architecture ({rust}) is not one we build for: choose one with --arch ({})",
+            names().join(", ")
+        )
+    })
+}
+
+pub fn names() -> Vec<&'static str> {
+    ARCHES.iter().map(|a| a.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_aliases_find_their_arch() {
+        for (given, name) in
+            [("x86_64", "x86_64"), ("amd64", "x86_64"), ("arm64", "arm64"), ("AArch64", "arm64"), ("riscv", "riscv64")]
+        {
+            assert_eq!(parse(given).unwrap().name, name, "{given}");
+        }
+        let err = parse("mips").unwrap_err().to_string();
+        assert!(err.contains("unknown architecture `mips`") && err.contains("x86_64, arm64, riscv64"), "{err}");
+    }
+
+    #[test]
+    fn names_and_aliases_are_unique() {
+        let mut all: Vec<&str> =
+            ARCHES.iter().flat_map(|a| std::iter::once(a.name).chain(a.aliases.iter().copied())).collect();
+        let count = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), count);
+    }
+
+    #[test]
+    fn the_host_is_the_default_and_compiles_natively() {
+        let host = host().unwrap();
+        assert_eq!(host.rust, std::env::consts::ARCH);
+        assert!(host.is_host() && host.cross_compile().is_empty());
+        host.check_kvm().unwrap();
+        for other in ARCHES.iter().filter(|a| *a != host) {
+            assert_eq!(other.make_args()[1], format!("CROSS_COMPILE={}", other.cross_prefix));
+            let err = other.check_kvm().unwrap_err().to_string();
+            assert!(err.contains(other.name) && err.contains("drop --kvm"), "{err}");
+        }
+    }
+
+    #[test]
+    fn x86_keeps_its_folders_and_arguments() {
+        let x86 = parse("x86_64").unwrap();
+        assert_eq!((x86.dir, x86.make_args()[0].as_str()), ("x86", "ARCH=x86_64"));
+        assert!(x86.machine_args(false).is_empty());
+    }
+
+    #[test]
+    fn arm64_runs_a_cortex_a57_or_the_host_cpu_under_kvm() {
+        let arm64 = parse("arm64").unwrap();
+        assert_eq!(arm64.machine_args(false), ["-M", "virt", "-cpu", "cortex-a57"]);
+        assert_eq!(arm64.machine_args(true), ["-M", "virt", "-cpu", "host"]);
+        assert_eq!(parse("riscv64").unwrap().machine_args(false), ["-M", "virt"]);
+    }
+}
