@@ -779,3 +779,134 @@ fn kvm_for_another_architecture_and_a_missing_qemu_fail_before_anything_starts()
         "{err}"
     );
 }
+
+#[test]
+fn share_round_trips_files_on_fast_and_allnoconfig() {
+    let _g = serial();
+    let dir = temp_dir("share");
+    std::fs::write(dir.join("in.txt"), "from the host\n").unwrap();
+    let spec = format!("{}:/mnt/host", dir.display());
+    for config in ["fast", "allnoconfig"] {
+        let write = format!("cat /mnt/host/in.txt && echo {config} > /mnt/host/out-{config}.txt");
+        let out = xtask(&["qemu", "--kernel", config, "--share", &spec, "--", &write]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "from the host");
+        let written = std::fs::read_to_string(dir.join(format!("out-{config}.txt"))).unwrap();
+        assert_eq!(written, format!("{config}\n"), "the guest's file on the host");
+    }
+    // The checkout, shared at its own path: the shell starts in it, a script of it runs, and
+    // its exit status comes back. Read-only: a write fails.
+    let out = xtask(&["qemu", "--kernel", "fast", "--share", ".:ro", "--", "./tests/guest/smoke.sh", "3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let line = format!("smoke: x86_64 6.1.192 in {}", root().display());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&line), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = xtask(&["qemu", "--kernel", "fast", "--no-build", "--share", ".:ro", "--", "touch teeny-ro-test"]);
+    assert_eq!(out.status.code(), Some(1), "a write to a read-only share: {}", stderr(&out));
+    assert!(!root().join("teeny-ro-test").exists());
+    // A folder that does not exist: refused before anything is built.
+    let out = xtask(&["qemu", "--share", "/nonexistent/teeny", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("folder /nonexistent/teeny does not exist") && !err.contains("\n$ "), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+    no_qemu_left();
+}
+
+#[test]
+fn gdb_breaks_at_start_kernel_and_runs_the_lx_helpers() {
+    let _g = serial();
+    let out = xtask(&["qemu", "--gdb", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--gdb halts the guest"), "{}", stderr(&out));
+    let session = build_dir().join("gdb-x86_64.session");
+    let _ = std::fs::remove_file(&session);
+    let log = temp_dir("gdb").join("qemu.log");
+    let mut qemu = Command::new(xtask_bin())
+        .args(["qemu", "--kernel", "fast", "--gdb"])
+        .current_dir(root())
+        .env("TEENY_BUILD_DIR", build_dir())
+        .env("TEENY_DOWNLOADS", downloads())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+        .spawn()
+        .unwrap();
+    // The -debug variant builds first.
+    let start = Instant::now();
+    while !session.exists() {
+        assert!(qemu.try_wait().unwrap().is_none(), "{}", std::fs::read_to_string(log.with_extension("err")).unwrap());
+        assert!(start.elapsed() < Duration::from_secs(1800), "no gdb session after 30 min");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = xtask(&[
+        "gdb",
+        "--",
+        "-batch",
+        "-ex",
+        "hbreak start_kernel",
+        "-ex",
+        "continue",
+        "-ex",
+        "bt",
+        "-ex",
+        "lx-version",
+    ]);
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
+    assert!(stdout.lines().any(|l| l.starts_with("#0") && l.contains("start_kernel")), "{stdout}");
+    assert!(stdout.contains("Linux version 6.1.192"), "lx-version: {stdout}");
+    no_qemu_left();
+    // No qemu --gdb running any more: gdb says so instead of hanging.
+    let out = xtask(&["gdb", "--", "-batch"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("has ended: start it again"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_modules_config_boots_with_its_modules_and_modprobe_loads_one() {
+    let _g = serial();
+    let out = xtask(&["qemu", "--kernel", "modules", "--", "modprobe crc-itu-t && lsmod"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("crc_itu_t"), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = stderr(&out);
+    assert!(err.contains("modules_install") && err.contains("teeny-modules.cpio.gz"), "{err}");
+    // The shared busybox archive is as it was; the booted one is it plus the modules layer.
+    let boot = obj_of("modules").join("initramfs-with-modules.cpio.gz");
+    let (busybox, layer) = (initramfs(), obj_of("modules").join("teeny-modules.cpio.gz"));
+    let [boot, busybox, layer] = [boot, busybox, layer].map(|p| std::fs::read(p).unwrap());
+    assert_eq!(boot, [busybox, layer].concat());
+}
+
+#[test]
+fn a_kernel_source_tree_is_built_and_an_edit_in_it_is_rebuilt() {
+    let _g = serial();
+    // A tree of our own: a copy of the unpacked pinned source, in a build folder of its own.
+    ok(&["fetch"]);
+    let pinned = std::fs::read_dir(build_dir().join("src"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with("linux"))
+        .expect("an unpacked kernel tree");
+    let dir = temp_dir("tree");
+    let tree = dir.join("linux");
+    assert!(Command::new("cp").arg("-a").arg(&pinned).arg(&tree).status().unwrap().success());
+    let build = dir.join("build");
+    // busybox comes from the shared compiler cache; the kernel's paths differ, so it compiles.
+    let ccache = build_dir().join("ccache");
+    let env =
+        [("TEENY_BUILD_DIR", build.as_path()), ("TEENY_KERNEL_SOURCE", tree.as_path()), ("TEENY_CCACHE_DIR", &ccache)];
+    let uname = |env: &[(&str, &Path)]| {
+        let out = xtask_env(&["qemu", "--kernel", "fast", "--", "uname", "-r"], env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(uname(&env), "6.1.192");
+    // One edit in the tree: make sees it, and the guest runs the rebuilt kernel.
+    let makefile = tree.join("Makefile");
+    let text = std::fs::read_to_string(&makefile).unwrap();
+    std::fs::write(&makefile, text.replacen("\nEXTRAVERSION =", "\nEXTRAVERSION = -teeny", 1)).unwrap();
+    assert_eq!(uname(&env), "6.1.192-teeny");
+    std::fs::remove_dir_all(dir).unwrap();
+}

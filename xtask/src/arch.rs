@@ -32,6 +32,11 @@ pub struct Arch {
     pub machine: &'static [&'static str],
     /// The CPU model under emulation; with KVM it is `host`.
     pub cpu: Option<&'static str>,
+    /// What gives the `-debug` variant (`qemu --gdb`) frame pointers, for gdb's backtraces.
+    pub frame_pointer: &'static [&'static str],
+    /// How virtio devices (`qemu --share`) reach the guest on `machine`; a config's
+    /// `#: virtio` line overrides it (x86's microvm has no PCI).
+    pub virtio: Virtio,
     /// The serial console the kernel writes to (`console=`).
     pub console: &'static str,
     /// The ELF header's e_machine, to check that busybox was built for this architecture.
@@ -58,6 +63,10 @@ pub const ARCHES: &[Arch] = &[
         qemu_package: "qemu-system-x86",
         machine: &[],
         cpu: None,
+        // x86 picks its unwinder; the frame-pointer one brings FRAME_POINTER. tinyconfig's
+        // choice, the guess unwinder, must be turned off for it.
+        frame_pointer: &["CONFIG_UNWINDER_FRAME_POINTER=y", "# CONFIG_UNWINDER_GUESS is not set"],
+        virtio: Virtio::Pci,
         console: "ttyS0",
         elf_machine: 62, // EM_X86_64
         busybox: "",
@@ -76,6 +85,9 @@ pub const ARCHES: &[Arch] = &[
         machine: &["-M", "virt"],
         // qemu's virt board has no default CPU for aarch64 (it would be a 32-bit cortex-a15).
         cpu: Some("cortex-a57"),
+        frame_pointer: &["CONFIG_FRAME_POINTER=y"],
+        // In the virt board's device tree: no PCI host driver needed.
+        virtio: Virtio::Mmio,
         console: "ttyAMA0", // the virt board's PL011 UART
         elf_machine: 183,   // EM_AARCH64
         busybox: NO_SHA_NI,
@@ -94,11 +106,41 @@ pub const ARCHES: &[Arch] = &[
         // qemu loads its bundled OpenSBI, which starts the kernel in supervisor mode.
         machine: &["-M", "virt"],
         cpu: None,
+        frame_pointer: &["CONFIG_FRAME_POINTER=y"],
+        virtio: Virtio::Mmio,
         console: "ttyS0", // the virt board's 16550 UART
         elf_machine: 243, // EM_RISCV
         busybox: NO_SHA_NI,
     },
 ];
+
+/// A virtio transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Virtio {
+    /// Devices on the PCI bus.
+    Pci,
+    /// Memory-mapped devices, found in the device tree or (x86 microvm) on the command line,
+    /// which qemu fills in.
+    Mmio,
+}
+
+impl Virtio {
+    /// qemu's device for virtio `kind` (`9p`, `blk`, …) on this transport.
+    pub fn device(self, kind: &str) -> String {
+        match self {
+            Virtio::Pci => format!("virtio-{kind}-pci"),
+            Virtio::Mmio => format!("virtio-{kind}-device"),
+        }
+    }
+
+    /// The kernel options the guest needs for this transport.
+    pub fn kernel_options(self) -> &'static [&'static str] {
+        match self {
+            Virtio::Pci => &["CONFIG_VIRTIO_MENU=y", "CONFIG_PCI=y", "CONFIG_VIRTIO_PCI=y"],
+            Virtio::Mmio => &["CONFIG_VIRTIO_MENU=y", "CONFIG_VIRTIO_MMIO=y", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y"],
+        }
+    }
+}
 
 impl Arch {
     /// Whether this is the machine we run on (KVM and the native compiler need it).

@@ -152,7 +152,7 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<()> {
         fs::read_to_string(kernel.obj.join(crate::kernel::RECORD)).ok().and_then(|t| serde_json::from_str(&t).ok());
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
     row.bzimage_bytes = Some(fs::metadata(&kernel.boot_image)?.len());
-    let initrd = initramfs::build(ctx, kernel.initramfs)?;
+    let initrd = initramfs::for_kernel(ctx, &kernel, false)?;
     row.initramfs_bytes = Some(fs::metadata(&initrd)?.len());
     let argv = qemu::boot_argv(&kernel, &initrd, opts.kvm, &[], &[]);
     let (mut guest, mut host) = (Vec::new(), Vec::new());
@@ -418,7 +418,7 @@ fn bootgraph(ctx: &Ctx, opts: &Options, config: &str) -> Result<Utf8PathBuf> {
     if !fs::read_to_string(&dotconfig)?.contains("\nCONFIG_KALLSYMS=y\n") {
         kernel = crate::kernel::build_variant(ctx, config, "bootgraph", &["CONFIG_KALLSYMS=y"])?;
     }
-    let initrd = initramfs::build(ctx, kernel.initramfs)?;
+    let initrd = initramfs::for_kernel(ctx, &kernel, false)?;
     // After the config's own arguments, so loglevel=8 wins over a `quiet`.
     let append = ["initcall_debug".into(), "printk.time=1".into(), "loglevel=8".into()];
     let argv = qemu::boot_argv(&kernel, &initrd, opts.kvm, &append, &[]);

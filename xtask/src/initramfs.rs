@@ -6,6 +6,7 @@
 pub mod archive;
 
 use crate::ctx::{Ctx, sha256_hex, tmp_sibling, write_atomic};
+use crate::kernel::Kernel;
 use anyhow::{Context, Result, bail};
 use archive::{Entry, Kind};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -45,13 +46,44 @@ pub fn build(ctx: &Ctx, compression: Compression) -> Result<Utf8PathBuf> {
     Ok(out)
 }
 
+impl Compression {
+    /// The file name suffix of an archive stored this way.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::Gzip => "cpio.gz",
+            Compression::None => "cpio",
+        }
+    }
+}
+
 /// Where the initramfs with this compression is written.
 pub fn path(ctx: &Ctx, compression: Compression) -> Utf8PathBuf {
-    let suffix = match compression {
-        Compression::Gzip => "cpio.gz",
-        Compression::None => "cpio",
+    ctx.build.join(format!("initramfs-busybox-{}.{}", ctx.arch.dir, compression.suffix()))
+}
+
+/// What `kernel` boots: the busybox initramfs as its config says, followed by the kernel's
+/// modules layer if it has one (the kernel unpacks concatenated archives one after the other,
+/// so the shared archive is not repacked). `no_build`: use the archive already there.
+pub fn for_kernel(ctx: &Ctx, kernel: &Kernel, no_build: bool) -> Result<Utf8PathBuf> {
+    let initrd = if no_build {
+        let path = path(ctx, kernel.initramfs);
+        anyhow::ensure!(path.is_file(), "--no-build: {path} is missing: pack it with `cargo xtask initramfs`");
+        path
+    } else {
+        build(ctx, kernel.initramfs)?
     };
-    ctx.build.join(format!("initramfs-busybox-{}.{suffix}", ctx.arch.dir))
+    let Some(layer) = &kernel.modules else { return Ok(initrd) };
+    let out = kernel.obj.join(format!("initramfs-with-modules.{}", kernel.initramfs.suffix()));
+    write_atomic(&out, &[fs::read(&initrd)?, fs::read(layer)?].concat())?;
+    Ok(out)
+}
+
+/// Packs the `lib/modules/` that `make modules_install` put under `root` into `out`; returns
+/// the number of modules and the archive's size.
+pub fn write_modules(root: &Utf8Path, out: &Utf8Path, compression: Compression) -> Result<(usize, u64)> {
+    let entries = archive::collect(root)?;
+    let modules = entries.iter().filter(|e| e.path.ends_with(".ko")).count();
+    Ok((modules, write(&entries, mtime()?, out, compression)?))
 }
 
 /// Every archive member, sorted, from busybox's install folder and the rootfs skeleton.

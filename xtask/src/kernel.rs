@@ -4,6 +4,7 @@
 //! merges (`#: merge kvm_guest.config`) and its own `CONFIG_…` lines. After `olddefconfig` every
 //! line of ours must have taken effect: Kconfig silently drops options with unmet dependencies.
 
+use crate::arch::Virtio;
 use crate::ctx::{Ctx, sha256_hex, write_atomic};
 use crate::initramfs::Compression;
 use crate::kconfig::{self, Setting};
@@ -50,6 +51,10 @@ pub struct Kernel {
     pub qemu_args: Vec<String>,
     pub append: Vec<String>,
     pub initramfs: Compression,
+    /// How its virtio devices are attached.
+    pub virtio: Virtio,
+    /// Its modules' archive (`lib/modules/RELEASE/`), booted after the busybox initramfs.
+    pub modules: Option<Utf8PathBuf>,
 }
 
 impl Kernel {
@@ -77,6 +82,8 @@ pub struct Profile {
     pub append: Vec<String>,
     /// `#: initramfs gzip|none`: the initramfs compression it boots with.
     pub initramfs: Compression,
+    /// `#: virtio pci|mmio`: the virtio transport of the board it boots on, if not the arch's.
+    pub virtio: Option<Virtio>,
     pub settings: Vec<Setting>,
 }
 
@@ -88,6 +95,7 @@ const KCONFIG_TARGETS: &[&str] =
 pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
     let (mut base, mut merge, mut description) = (None, Vec::new(), String::new());
     let (mut boot_vmlinux, mut qemu, mut append, mut initramfs) = (false, Vec::new(), Vec::new(), Compression::Gzip);
+    let mut virtio = None;
     let words = |v: &str| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
     for (i, line) in text.lines().enumerate() {
         let Some(directive) = line.strip_prefix("#:") else { continue };
@@ -112,8 +120,14 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
                 initramfs = clap::ValueEnum::from_str(value, false)
                     .map_err(|_| anyhow::anyhow!("{origin}:{}: `#: initramfs` is gzip or none, not {value}", i + 1))?
             }
+            "virtio" => {
+                virtio = Some(
+                    clap::ValueEnum::from_str(value, false)
+                        .map_err(|_| anyhow::anyhow!("{origin}:{}: `#: virtio` is pci or mmio, not {value}", i + 1))?,
+                )
+            }
             _ => bail!(
-                "{origin}:{}: unknown directive `#: {key}` (known: base, merge, description, boot, qemu, append, initramfs)",
+                "{origin}:{}: unknown directive `#: {key}` (known: base, merge, description, boot, qemu, append, initramfs, virtio)",
                 i + 1
             ),
         }
@@ -127,6 +141,7 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
         qemu,
         append,
         initramfs,
+        virtio,
         settings: kconfig::parse(origin, text)?,
     })
 }
@@ -225,11 +240,31 @@ pub fn build(ctx: &Ctx, name: &str) -> Result<Kernel> {
     Ok(run(ctx, name, Action::Build)?.expect("a build returns a kernel"))
 }
 
-/// The kernel last built for NAME, without building or checking anything (`qemu --no-build`).
-pub fn existing(ctx: &Ctx, name: &str) -> Result<Kernel> {
-    let (_, _, profile) = load(ctx, name)?;
-    built(ctx, &obj_dir(ctx, name), &profile)
-        .with_context(|| format!("--no-build: build it first with `cargo xtask kernel {name}`"))
+/// The kernel last built for NAME (or its variant NAME-VARIANT), without building or checking
+/// anything (`qemu --no-build`).
+pub fn existing(ctx: &Ctx, name: &str, variant: Option<&str>) -> Result<Kernel> {
+    let (name, profile) = match variant {
+        None => (name.to_owned(), load(ctx, name)?.2),
+        Some(v) => {
+            check_name(ctx, name)?;
+            let name = format!("{name}-{v}");
+            let path = variant_path(ctx, &name);
+            let text = fs::read_to_string(&path).with_context(|| format!("--no-build: {name} was never built"))?;
+            (name, parse_profile(path.as_str(), &text)?)
+        }
+    };
+    built(ctx, &obj_dir(ctx, &name), &profile)
+        .context("--no-build: build it first (the same command without --no-build)")
+}
+
+/// The config file of variant NAME-VARIANT, written by [`build_variant`].
+fn variant_path(ctx: &Ctx, variant: &str) -> Utf8PathBuf {
+    ctx.build.join("kernel-configs").join(ctx.arch.name).join(format!("{variant}.config"))
+}
+
+/// The config NAME, parsed.
+pub fn profile(ctx: &Ctx, name: &str) -> Result<Profile> {
+    Ok(load(ctx, name)?.2)
 }
 
 /// Builds NAME with `extra` settings appended, as config `NAME-VARIANT` in its own `O=` folder
@@ -237,7 +272,7 @@ pub fn existing(ctx: &Ctx, name: &str) -> Result<Kernel> {
 pub fn build_variant(ctx: &Ctx, name: &str, variant: &str, extra: &[&str]) -> Result<Kernel> {
     let (_, text, _) = load(ctx, name)?;
     let variant = format!("{name}-{variant}");
-    let path = ctx.build.join("kernel-configs").join(ctx.arch.name).join(format!("{variant}.config"));
+    let path = variant_path(ctx, &variant);
     fs::create_dir_all(path.parent().unwrap())?;
     let text = format!("{text}\n# added for this variant\n{}\n", extra.join("\n"));
     write_atomic(&path, text.as_bytes())?;
@@ -493,6 +528,7 @@ fn compile(
     let stats_log = obj.join(".teeny-ccache-stats.log");
     let build = make(ctx, tree, obj, &[&format!("-j{}", ctx.jobs)]);
     ctx.runner()?.run(&crate::ccache::apply(ctx, build.clone(), &stats_log)?)?;
+    install_modules(ctx, tree, obj, profile)?;
     let kernel = built(ctx, obj, profile)?;
     kernel.report()?;
     let ccache = crate::ccache::stats(&stats_log);
@@ -518,6 +554,31 @@ fn compile(
     Ok(kernel)
 }
 
+/// The modules layer of the kernel in `obj`, stored as its initramfs is.
+fn modules_layer(obj: &Utf8Path, profile: &Profile) -> Utf8PathBuf {
+    obj.join(format!("teeny-modules.{}", profile.initramfs.suffix()))
+}
+
+/// With CONFIG_MODULES, `make modules_install` into `obj` (stripped: debug sections would be
+/// most of the bytes) and packs the modules as a layer of their own; without, removes a layer
+/// left by an earlier build.
+fn install_modules(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile) -> Result<()> {
+    let layer = modules_layer(obj, profile);
+    let _ = fs::remove_file(&layer);
+    if kconfig::value_of(&fs::read_to_string(obj.join(".config"))?, "MODULES") != Some("y") {
+        return Ok(());
+    }
+    let root = obj.join("teeny-modules");
+    if root.exists() {
+        fs::remove_dir_all(&root)?;
+    }
+    let install = ["modules_install", &format!("INSTALL_MOD_PATH={root}"), "INSTALL_MOD_STRIP=1"];
+    ctx.runner()?.run(&make(ctx, tree, obj, &install))?;
+    let (count, bytes) = crate::initramfs::write_modules(&root, &layer, profile.initramfs)?;
+    eprintln!("{layer} ({bytes} bytes, {count} module{})", if count == 1 { "" } else { "s" });
+    Ok(())
+}
+
 /// The kernel already built in `obj`, booted as `profile` says.
 fn built(ctx: &Ctx, obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
     let (boot_image, vmlinux) = (obj.join(ctx.arch.image), obj.join("vmlinux"));
@@ -535,6 +596,8 @@ fn built(ctx: &Ctx, obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
         qemu_args: profile.qemu.clone(),
         append: profile.append.clone(),
         initramfs: profile.initramfs,
+        virtio: profile.virtio.unwrap_or(ctx.arch.virtio),
+        modules: Some(modules_layer(obj, profile)).filter(|l| l.is_file()),
     })
 }
 

@@ -7,6 +7,7 @@ mod busybox;
 mod ccache;
 mod ctx;
 mod elf;
+mod gdb;
 mod initramfs;
 mod kconfig;
 mod kernel;
@@ -102,7 +103,8 @@ enum Command {
     /// Boot the kernel and initramfs in qemu (builds what is missing); with `-- CMD…`, run CMD headless.
     ///
     /// Without a command the terminal is the guest's serial console (Ctrl-a x quits). With one,
-    /// qemu boots headless, CMD runs in the guest shell, and its exit status is ours.
+    /// qemu boots headless, CMD runs in the guest shell, and its exit status is ours; 125 if the
+    /// kernel or initramfs failed to build (`git bisect run` skips such a commit).
     Qemu {
         /// The kernel config to boot (see `cargo xtask kernel --list`).
         #[arg(long, default_value = "allnoconfig")]
@@ -122,6 +124,16 @@ enum Command {
         /// Extra qemu arguments, split at spaces (e.g. --qemu-args "-m 512M -smp 2").
         #[arg(long, allow_hyphen_values = true)]
         qemu_args: Option<String>,
+        /// Mount host folder DIR in the guest over virtio-9p, at GUEST_PATH (default: the same
+        /// absolute path), read-only with `:ro`; repeatable. Boots the config's `-share` variant
+        /// (9p and virtio added); the shell starts in the current folder when it is shared.
+        #[arg(long, value_name = "DIR[:GUEST_PATH][:ro]", value_parser = parse_share)]
+        share: Vec<qemu::share::Share>,
+        /// Debug the kernel: boot the config's `-debug` variant (DWARF, gdb scripts, frame
+        /// pointers) halted with `nokaslr`, qemu's gdb stub on build/gdb-ARCH.sock; attach
+        /// with `cargo xtask gdb`. Boots to the console (no command).
+        #[arg(long)]
+        gdb: bool,
         /// Seconds the headless run may take, boot and command together; then qemu is killed and
         /// the exit status is 124, as timeout(1) gives. 0: no limit.
         #[arg(long, default_value_t = 300)]
@@ -130,6 +142,15 @@ enum Command {
         /// (`-- 'dmesg | head -3'`); several are words passed as they are (`-- cat /proc/cmdline`).
         #[arg(last = true)]
         command: Vec<String>,
+    },
+    /// Run gdb (from the builder image) on the kernel that `cargo xtask qemu --gdb` boots.
+    ///
+    /// Loads its vmlinux and the kernel's `lx-` helpers (lx-dmesg, lx-ps, lx-version, …) and
+    /// attaches to qemu's stub; arguments after `--` go to gdb (`-- -batch -ex 'hbreak start_kernel' -ex c -ex bt`).
+    Gdb {
+        /// Arguments for gdb, after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
     },
     /// Measure sizes and boot times of kernel configs (the walk-through's table) and draw charts.
     ///
@@ -195,6 +216,11 @@ fn parse_arch(name: &str) -> Result<&'static arch::Arch, String> {
     arch::parse(name).map_err(|e| e.to_string())
 }
 
+fn parse_share(spec: &str) -> Result<qemu::share::Share, String> {
+    // clap names the option itself.
+    qemu::share::parse(spec).map_err(|e| format!("{e:#}").trim_start_matches(&format!("--share {spec}: ")).to_owned())
+}
+
 /// `--kvm is an option of `cargo xtask qemu --kvm` and …`, if some command takes `arg`.
 fn misplaced_option(arg: &str) -> Option<String> {
     let long = arg.split('=').next()?.strip_prefix("--")?;
@@ -249,7 +275,7 @@ fn try_main() -> Result<()> {
             };
             kernel::run(&ctx, &name.expect("clap requires NAME"), action)?;
         }
-        Command::Qemu { kernel, no_build, initrd, kvm, append, qemu_args, timeout, command } => {
+        Command::Qemu { kernel, no_build, initrd, kvm, append, qemu_args, share, gdb, timeout, command } => {
             let qemu_args = qemu_args.unwrap_or_default().split_whitespace().map(String::from).collect();
             let initrd = initrd.map(ctx::absolute).transpose()?;
             let opts = qemu::Options {
@@ -261,6 +287,8 @@ fn try_main() -> Result<()> {
                 qemu_args,
                 timeout: (timeout > 0).then(|| std::time::Duration::from_secs(timeout)),
                 command,
+                share,
+                gdb,
             };
             let code = qemu::run(&ctx, &opts)?;
             std::process::exit(code);
@@ -270,6 +298,7 @@ fn try_main() -> Result<()> {
             let timeout = std::time::Duration::from_secs(timeout);
             bench::run(&ctx, &bench::Options { configs, runs, kvm, json, bootgraph, timeout })?;
         }
+        Command::Gdb { args } => gdb::run(&ctx, &args)?,
         Command::Clean { all } => ctx::clean(&ctx, all)?,
     }
     Ok(())

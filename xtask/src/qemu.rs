@@ -5,6 +5,8 @@
 //! In both modes qemu's stderr goes through us, so that its fatal errors (a failing KVM stops
 //! the guest without ending qemu) end the run at once with their cause.
 
+pub mod share;
+
 use crate::arch::Arch;
 use crate::ctx::Ctx;
 use crate::kernel::Kernel;
@@ -29,6 +31,10 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// A command for the guest shell; empty: interactive console.
     pub command: Vec<String>,
+    /// Host folders to mount in the guest.
+    pub share: Vec<share::Share>,
+    /// Boot the `-debug` variant halted, for `cargo xtask gdb`.
+    pub gdb: bool,
 }
 
 /// Inputs of the qemu command line.
@@ -137,27 +143,55 @@ pub fn preflight(arch: &Arch, kvm: bool) -> Result<()> {
     Ok(())
 }
 
+/// A headless run's exit status when nothing could be built to boot: what `git bisect run`
+/// takes as "cannot test this commit".
+const NOT_RUN: i32 = 125;
+
 /// `cargo xtask qemu`: builds what is missing, then boots; returns the exit code to exit with.
 pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     preflight(ctx.arch, opts.kvm)?;
-    let kernel = match opts.no_build {
-        true => crate::kernel::existing(ctx, &opts.kernel)?,
-        false => crate::kernel::build(ctx, &opts.kernel)?,
-    };
-    let initrd = match &opts.initrd {
-        Some(p) => p.clone(),
-        None if opts.no_build => {
-            let path = crate::initramfs::path(ctx, kernel.initramfs);
-            anyhow::ensure!(path.is_file(), "--no-build: {path} is missing: pack it with `cargo xtask initramfs`");
-            path
+    if opts.gdb && !opts.command.is_empty() {
+        bail!(
+            "--gdb halts the guest until gdb continues it, so it boots to the console, without a command: script gdb instead (`cargo xtask gdb -- -batch -ex …`)"
+        );
+    }
+    let gdb_socket = opts.gdb.then(|| crate::gdb::socket(ctx)).transpose()?;
+    // A typo is the user's error (1), not a commit that does not build (125).
+    crate::kernel::check_name(ctx, &opts.kernel)?;
+    let built = kernel(ctx, opts).and_then(|kernel| {
+        let initrd = match &opts.initrd {
+            Some(p) => p.clone(),
+            None => crate::initramfs::for_kernel(ctx, &kernel, opts.no_build)?,
+        };
+        Ok((kernel, initrd))
+    });
+    let (kernel, initrd) = match built {
+        Err(e) if !opts.command.is_empty() => {
+            eprintln!("error: {e:#}");
+            eprintln!("(exit status {NOT_RUN}: the command did not run; `git bisect run` skips such a commit)");
+            return Ok(NOT_RUN);
         }
-        None => crate::initramfs::build(ctx, kernel.initramfs)?,
+        built => built?,
     };
-    let argv = boot_argv(&kernel, &initrd, opts.kvm, &opts.append, &opts.qemu_args);
+    let cwd = crate::ctx::absolute(".".into())?;
+    let mut append = share::append(&opts.share, &cwd);
+    let mut qemu_args = share::qemu_args(&opts.share, kernel.virtio);
+    if let Some(socket) = &gdb_socket {
+        append.push(crate::gdb::APPEND.to_owned());
+        qemu_args.extend(crate::gdb::qemu_args(socket));
+        // A socket left by an earlier qemu would make this one fail to listen.
+        let _ = std::fs::remove_file(socket);
+    }
+    append.extend(opts.append.iter().cloned());
+    qemu_args.extend(opts.qemu_args.iter().cloned());
+    let argv = boot_argv(&kernel, &initrd, opts.kvm, &append, &qemu_args);
     eprintln!("$ {}", crate::runner::display(&argv));
     if opts.command.is_empty() {
         eprintln!("(the terminal is the guest's serial console: Ctrl-a x quits qemu)");
-        return interactive(&argv);
+        return interactive(&argv, |pid| match &gdb_socket {
+            Some(socket) => crate::gdb::started(ctx, &kernel.vmlinux, socket, pid),
+            None => Ok(()),
+        });
     }
     match headless(&argv, opts) {
         Err(e) if e.downcast_ref::<TimedOut>().is_some() => {
@@ -166,6 +200,28 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
             Ok(124)
         }
         result => result,
+    }
+}
+
+/// The kernel to boot: the config's, or a variant of it with what `--share` (9p and the
+/// board's virtio transport) and `--gdb` (debug info, gdb scripts) need, such as
+/// `fast-share-debug` (the saved config stays as it is).
+fn kernel(ctx: &Ctx, opts: &Options) -> Result<Kernel> {
+    let (mut variant, mut options) = (Vec::new(), Vec::new());
+    if !opts.share.is_empty() {
+        let virtio = crate::kernel::profile(ctx, &opts.kernel)?.virtio.unwrap_or(ctx.arch.virtio);
+        variant.push("share");
+        options.extend(share::KERNEL_OPTIONS.iter().chain(virtio.kernel_options()));
+    }
+    if opts.gdb {
+        variant.push("debug");
+        options.extend(crate::gdb::KERNEL_OPTIONS.iter().chain(ctx.arch.frame_pointer));
+    }
+    let variant = (!variant.is_empty()).then(|| variant.join("-"));
+    match (opts.no_build, variant) {
+        (true, variant) => crate::kernel::existing(ctx, &opts.kernel, variant.as_deref()),
+        (false, None) => crate::kernel::build(ctx, &opts.kernel),
+        (false, Some(variant)) => crate::kernel::build_variant(ctx, &opts.kernel, &variant, &options),
     }
 }
 
@@ -180,9 +236,14 @@ fn headless(argv: &[String], opts: &Options) -> Result<i32> {
 }
 
 /// qemu on the terminal, its stderr watched: on a fatal error, qemu is ended (SIGTERM, so it
-/// restores the terminal) instead of sitting stopped.
-fn interactive(argv: &[String]) -> Result<i32> {
+/// restores the terminal) instead of sitting stopped. `started` gets qemu's pid.
+fn interactive(argv: &[String], started: impl FnOnce(u32) -> Result<()>) -> Result<i32> {
     let (mut child, rx) = spawn(argv, false)?;
+    if let Err(e) = started(child.id()) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
     let mut stderr = std::io::stderr();
     while let Ok(event) = rx.recv() {
         let Event::Qemu(line) = event else { continue };
@@ -535,6 +596,8 @@ mod tests {
             qemu_args: vec!["-M".into(), "microvm".into()],
             append: vec!["quiet".into()],
             initramfs: crate::initramfs::Compression::None,
+            virtio: crate::arch::Virtio::Mmio,
+            modules: None,
         };
         let argv = boot_argv(&kernel, "/i.cpio".into(), false, &["loglevel=8".into()], &["-m".into(), "64M".into()]);
         assert_eq!(argv[2], "/o/vmlinux", "boots the image the config names");
