@@ -16,8 +16,9 @@ pub struct Arch {
     /// In build folder names: `x86` keeps x86's folders as they were before arm64 came
     /// (`linux-x86-NAME`, `busybox-x86`).
     pub dir: &'static str,
-    /// The kernel's `ARCH=`. `x86_64` rather than `x86`: with `x86`, `64BIT` becomes a question
-    /// whose allnoconfig answer is 32-bit.
+    /// The kernel's `ARCH=`. `x86` on x86_64, as make itself picks on an x86_64 host and the
+    /// walk-through built: 64BIT is then a question, which every x86 config answers (with
+    /// `ARCH=x86_64`, allnoconfig would also switch to the ORC unwinder and 4-level paging).
     pub kernel_arch: &'static str,
     /// The kernel's source folder, `arch/SRCARCH/` (what kbuild derives from ARCH).
     pub srcarch: &'static str,
@@ -55,7 +56,7 @@ pub const ARCHES: &[Arch] = &[
         aliases: &["amd64", "x86-64"],
         rust: "x86_64",
         dir: "x86",
-        kernel_arch: "x86_64",
+        kernel_arch: "x86",
         srcarch: "x86",
         cross_prefix: "x86_64-linux-gnu-",
         image: "arch/x86/boot/bzImage",
@@ -153,9 +154,15 @@ impl Arch {
         if self.is_host() { "" } else { self.cross_prefix }
     }
 
-    /// The make arguments that select this architecture, for the kernel and busybox alike.
+    /// The make arguments that select this architecture for the kernel.
     pub fn make_args(&self) -> [String; 2] {
-        [format!("ARCH={}", self.kernel_arch), format!("CROSS_COMPILE={}", self.cross_compile())]
+        [format!("ARCH={}", self.kernel_arch), self.cross_compile_arg()]
+    }
+
+    /// `CROSS_COMPILE=…`: all busybox needs, since it derives its ARCH from this prefix (or
+    /// from uname), and its arch/x86_64 flags go by that name.
+    pub fn cross_compile_arg(&self) -> String {
+        format!("CROSS_COMPILE={}", self.cross_compile())
     }
 
     /// qemu's machine and CPU arguments; KVM runs the host's CPU.
@@ -245,7 +252,7 @@ mod tests {
     #[test]
     fn x86_keeps_its_folders_and_arguments() {
         let x86 = parse("x86_64").unwrap();
-        assert_eq!((x86.dir, x86.make_args()[0].as_str()), ("x86", "ARCH=x86_64"));
+        assert_eq!((x86.dir, x86.make_args()[0].as_str()), ("x86", "ARCH=x86"));
         assert!(x86.machine_args(false).is_empty());
     }
 

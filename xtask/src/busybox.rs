@@ -40,10 +40,9 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     fs::create_dir_all(&obj)?;
     let runner = ctx.runner()?;
     let o = format!("O={obj}");
-    let [arch, cross] = ctx.arch.make_args();
+    let cross = ctx.arch.cross_compile_arg();
     let step = |args: &[&str]| {
-        let argv: Vec<&str> =
-            ["make", o.as_str(), arch.as_str(), cross.as_str()].into_iter().chain(args.iter().copied()).collect();
+        let argv: Vec<&str> = ["make", o.as_str(), cross.as_str()].into_iter().chain(args.iter().copied()).collect();
         tree.step(&argv).log(&name)
     };
     runner.run(&step(&["defconfig"]))?;
