@@ -24,9 +24,11 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     let install = obj.join("_install");
     let stamp_path = obj.join(".teeny-stamp");
     let image = crate::builder::identity(ctx)?;
+    let cross = ctx.arch.cross_compile_arg();
     // A user's tree changes under us: only make knows whether it is up to date.
     let stamp = tree.id.as_ref().map(|id| {
-        sha256_hex(&[fragment_text.as_bytes(), ctx.arch.busybox.as_bytes(), id.as_bytes(), image.as_bytes()])
+        let inputs = [&fragment_text, ctx.arch.busybox, id, &image, &cross];
+        sha256_hex(&inputs.map(str::as_bytes))
     });
     if !edit
         && install.join("bin/busybox").exists()
@@ -40,7 +42,6 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     fs::create_dir_all(&obj)?;
     let runner = ctx.runner()?;
     let o = format!("O={obj}");
-    let cross = ctx.arch.cross_compile_arg();
     let step = |args: &[&str]| {
         let argv: Vec<&str> = ["make", o.as_str(), cross.as_str()].into_iter().chain(args.iter().copied()).collect();
         tree.step(&argv).log(&name)

@@ -340,14 +340,16 @@ fn run_profile(
 fn inputs(ctx: &Ctx, tree: &Tree, text: &str, profile: &Profile) -> Result<Option<String>> {
     let Some(source) = &tree.id else { return Ok(None) };
     let (_, fragments) = bundled(ctx, tree, profile)?;
-    Ok(Some(inputs_hash(text, &fragments, source, &crate::builder::identity(ctx)?)))
+    let image = crate::builder::identity(ctx)?;
+    Ok(Some(inputs_hash(text, &fragments, source, &image, &ctx.arch.make_args())))
 }
 
 /// The config file, the bundled fragments it merges, the source tarball's sha256, the builder
-/// image and make's environment.
-fn inputs_hash(text: &str, fragments: &[String], source: &str, image: &str) -> String {
+/// image, make's arguments (ARCH, CROSS_COMPILE) and make's environment.
+fn inputs_hash(text: &str, fragments: &[String], source: &str, image: &str, args: &[String]) -> String {
     let env: Vec<String> = REPRODUCIBLE.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mut parts: Vec<&[u8]> = vec![text.as_bytes(), source.as_bytes(), image.as_bytes()];
+    parts.extend(args.iter().map(|a| a.as_bytes()));
     parts.extend(fragments.iter().map(|t| t.as_bytes()));
     parts.extend(env.iter().map(|e| e.as_bytes()));
     sha256_hex(&parts)
@@ -637,14 +639,22 @@ mod tests {
 
     #[test]
     fn every_input_of_a_build_changes_its_hash() {
-        let base = inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1");
-        assert_eq!(base, inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1"));
+        let x86 = ["ARCH=x86".to_owned(), "CROSS_COMPILE=".to_owned()];
+        let base = inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1", &x86);
+        assert_eq!(base, inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1", &x86));
         for other in [
-            inputs_hash("CONFIG_TTY=y\nCONFIG_PRINTK_TIME=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1"),
-            inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=m\n".into()], "sha-a", "builder:1"),
-            inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-b", "builder:1"),
-            inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:2"),
-            inputs_hash("CONFIG_TTY=y\n", &[], "sha-a", "builder:1"),
+            inputs_hash(
+                "CONFIG_TTY=y\nCONFIG_PRINTK_TIME=y\n",
+                &["CONFIG_VIRTIO=y\n".into()],
+                "sha-a",
+                "builder:1",
+                &x86,
+            ),
+            inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=m\n".into()], "sha-a", "builder:1", &x86),
+            inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-b", "builder:1", &x86),
+            inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:2", &x86),
+            inputs_hash("CONFIG_TTY=y\n", &[], "sha-a", "builder:1", &x86),
+            inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1", &[]),
         ] {
             assert_ne!(base, other);
         }
