@@ -412,8 +412,11 @@ fn base_config(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile, ours: 
 
 fn configure(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str, profile: &Profile) -> Result<()> {
     let (bundled, bundled_texts) = bundled(ctx, tree, profile)?;
+    let args = ctx.arch.make_args();
     let mut inputs: Vec<&[u8]> = vec![text.as_bytes(), tree.dir.as_str().as_bytes(), tree.version.as_bytes()];
     inputs.extend(bundled_texts.iter().map(|t| t.as_bytes()));
+    // ARCH= decides what the base target makes (x86's allnoconfig is 32-bit or 64-bit by it).
+    inputs.extend(args.iter().map(|a| a.as_bytes()));
     let stamp = sha256_hex(&inputs);
     let stamp_path = obj.join(".teeny-config-stamp");
     // Nothing changed: leave .config alone, so make rebuilds nothing.
