@@ -120,11 +120,20 @@ pub fn run(ctx: &Ctx, extra: &[String]) -> Result<()> {
     let none = || format!("no `cargo xtask qemu --gdb` has run for {} (no {path}): start one first", ctx.arch.name);
     let text = fs::read_to_string(&path).with_context(none)?;
     let session = Session::parse(&path, &text)?;
-    if !Utf8Path::new(&format!("/proc/{}", session.qemu_pid)).exists() {
-        bail!("the qemu of the last `cargo xtask qemu --gdb` (pid {}) has ended: start it again", session.qemu_pid);
+    let alive = || Utf8Path::new(&format!("/proc/{}", session.qemu_pid)).exists();
+    // The session is written as qemu starts; its socket follows once qemu has set up the stub.
+    let start = std::time::Instant::now();
+    while alive() && !session.socket.exists() {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            bail!(
+                "qemu's gdb stub socket {} did not appear in 30 s: start `cargo xtask qemu --gdb` again",
+                session.socket
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    if !session.socket.exists() {
-        bail!("qemu's gdb stub socket {} is gone: start `cargo xtask qemu --gdb` again", session.socket);
+    if !alive() {
+        bail!("the qemu of the last `cargo xtask qemu --gdb` (pid {}) has ended: start it again", session.qemu_pid);
     }
     let argv = gdb_argv(&session, extra);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
