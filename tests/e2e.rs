@@ -13,8 +13,28 @@ use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// Tests run one at a time: each holds this guard. On drop it appends the test's name and
+/// seconds to target/tmp/e2e-times.txt, which `.ci/run` prints, so slow tests are visible.
+struct Serial {
+    _lock: MutexGuard<'static, ()>,
+    start: Instant,
+}
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let name = std::thread::current().name().unwrap_or("?").to_owned();
+        let outcome = if std::thread::panicking() { "FAILED" } else { "ok" };
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-times.txt");
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{:7.1} s  {outcome:6} {name}", self.start.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn serial() -> Serial {
+    let lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    Serial { _lock: lock, start: Instant::now() }
 }
 
 fn root() -> PathBuf {
@@ -236,16 +256,21 @@ fn guest(config: &str, cmd: &[&str]) -> Output {
     xtask(&args)
 }
 
+/// No qemu of ours is running. One whose parent was just killed gets SIGKILL from the kernel
+/// (PR_SET_PDEATHSIG) but takes a moment to go: allow it 10 s.
 fn no_qemu_left() {
     let obj = build_dir().join("obj");
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            assert!(
-                !(cmdline.starts_with("qemu-system-") && cmdline.contains(obj.to_str().unwrap())),
-                "qemu left running: {cmdline}"
-            );
-        }
+    let ours = || {
+        std::fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).into_owned();
+            (cmdline.starts_with("qemu-system-") && cmdline.contains(obj.to_str().unwrap())).then_some(cmdline)
+        })
+    };
+    let start = Instant::now();
+    while let Some(cmdline) = ours() {
+        assert!(start.elapsed() < Duration::from_secs(10), "qemu left running: {cmdline}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
