@@ -1,4 +1,5 @@
-//! The ELF header fields we check: what machine a binary runs on, and whether it is static.
+//! The ELF header fields we check (what machine a binary runs on, and whether it is static),
+//! and a kernel's function symbols (for the boot profiler).
 
 use crate::arch::{ARCHES, Arch};
 use anyhow::{Result, bail};
@@ -36,6 +37,63 @@ impl Elf {
         }
         Ok(Elf { machine, interpreter })
     }
+}
+
+/// A function (or assembly entry point) of the symbol table: where it starts, and its name.
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub struct Symbol {
+    pub addr: u64,
+    pub name: String,
+}
+
+/// The code symbols of a 64-bit little-endian ELF file (STT_FUNC, and the STT_NOTYPE labels
+/// assembly entry points have), sorted by address; at one address, a function wins.
+pub fn code_symbols(elf: &[u8]) -> Result<Vec<Symbol>> {
+    Elf::parse(elf)?;
+    let truncated = || anyhow::anyhow!("truncated ELF file");
+    let bytes = |o: usize, n: usize| elf.get(o..o + n).ok_or_else(truncated);
+    let u16_at = |o: usize| bytes(o, 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| bytes(o, 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+    let u64_at = |o: usize| bytes(o, 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+    let (shoff, shentsize, shnum) = (u64_at(0x28)? as usize, u16_at(0x3a)? as usize, u16_at(0x3c)? as usize);
+    // Section header i: (type, offset, size, link).
+    let section = |i: usize| -> Result<(u32, usize, usize, usize)> {
+        let h = shoff + i * shentsize;
+        Ok((u32_at(h + 4)?, u64_at(h + 0x18)? as usize, u64_at(h + 0x20)? as usize, u32_at(h + 0x28)? as usize))
+    };
+    const SHT_SYMTAB: u32 = 2;
+    let symtab = (0..shnum).map(section).find(|s| !matches!(s, Ok((t, ..)) if *t != SHT_SYMTAB));
+    let Some(symtab) = symtab else { bail!("no symbol table (a stripped file?)") };
+    let (_, offset, size, link) = symtab?;
+    let (_, stroff, strsize, _) = section(link)?;
+    let strings = bytes(stroff, strsize)?;
+    let mut symbols = Vec::new();
+    // Elf64_Sym: st_name u32, st_info u8, st_other u8, st_shndx u16, st_value u64, st_size u64.
+    for sym in bytes(offset, size)?.chunks_exact(24) {
+        let (kind, shndx) = (sym[4] & 0xf, u16::from_le_bytes([sym[6], sym[7]]));
+        const STT_NOTYPE: u8 = 0;
+        const STT_FUNC: u8 = 2;
+        let value = u64::from_le_bytes(sym[8..16].try_into().unwrap());
+        // Undefined (0), absolute and the other special sections (0xff00 and up) hold no code.
+        if !(kind == STT_FUNC || kind == STT_NOTYPE) || shndx == 0 || shndx >= 0xff00 || value == 0 {
+            continue;
+        }
+        let start = u32::from_le_bytes(sym[..4].try_into().unwrap()) as usize;
+        let name = strings.get(start..).and_then(|s| s.split(|&b| b == 0).next()).unwrap_or_default();
+        // Local labels and mapping symbols ($x, $d on arm64) name no function.
+        if name.is_empty() || name.starts_with(b".L") || name.starts_with(b"$") {
+            continue;
+        }
+        symbols.push((value, kind != STT_FUNC, String::from_utf8_lossy(name).into_owned()));
+    }
+    symbols.sort();
+    symbols.dedup_by_key(|s| s.0);
+    Ok(symbols.into_iter().map(|(addr, _, name)| Symbol { addr, name }).collect())
+}
+
+/// The symbol `addr` falls in: the last one that starts at or below it.
+pub fn symbol_at(symbols: &[Symbol], addr: u64) -> Option<&Symbol> {
+    symbols.partition_point(|s| s.addr <= addr).checked_sub(1).map(|i| &symbols[i])
 }
 
 /// Whether the file starts as every ELF file does.
@@ -108,6 +166,64 @@ mod tests {
         assert_eq!(err, "bin/busybox is a binary for x86_64, not arm64");
         let err = check("init".into(), b"#!/bin/sh\n", arm64).unwrap_err().to_string();
         assert!(err.starts_with("init is not a binary for arm64"), "{err}");
+    }
+
+    /// `elf(&[])` with a symbol table of (name, STT type, section, value) and its string table.
+    fn with_symbols(symbols: &[(&str, u8, u16, u64)]) -> Vec<u8> {
+        let mut b = elf(&[]);
+        let mut strings = vec![0u8];
+        let mut table = vec![0u8; 24]; // symbol 0 is null
+        for (name, kind, section, value) in symbols {
+            let mut sym = vec![0u8; 24];
+            sym[..4].copy_from_slice(&(strings.len() as u32).to_le_bytes());
+            sym[4] = *kind;
+            sym[6..8].copy_from_slice(&section.to_le_bytes());
+            sym[8..16].copy_from_slice(&value.to_le_bytes());
+            table.extend(sym);
+            strings.extend(name.bytes().chain([0]));
+        }
+        let (symoff, stroff) = (b.len(), b.len() + table.len());
+        b.extend(&table);
+        b.extend(&strings);
+        let shoff = b.len();
+        // Sections: null, .symtab (linked to 2), .strtab.
+        for (kind, offset, size, link) in
+            [(0u32, 0, 0, 0u32), (2, symoff, table.len(), 2), (3, stroff, strings.len(), 0)]
+        {
+            let mut sh = vec![0u8; 64];
+            sh[4..8].copy_from_slice(&kind.to_le_bytes());
+            sh[0x18..0x20].copy_from_slice(&(offset as u64).to_le_bytes());
+            sh[0x20..0x28].copy_from_slice(&(size as u64).to_le_bytes());
+            sh[0x28..0x2c].copy_from_slice(&link.to_le_bytes());
+            b.extend(sh);
+        }
+        b[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
+        b[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        b[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn code_symbols_are_sorted_and_an_address_maps_to_its_function() {
+        let b = with_symbols(&[
+            ("memset", 2, 1, 0x3000),
+            ("start_kernel", 2, 1, 0x1000),
+            ("$x", 0, 1, 0x1000),
+            ("secondary_startup_64", 0, 1, 0x100),
+            ("jiffies", 1, 2, 0x2000), // STT_OBJECT: data, not code
+            ("start_kernel_label", 0, 1, 0x1000),
+            ("L4_START_KERNEL", 0, 0xfff1, 0x10), // SHN_ABS: a number, not code
+            ("printk", 2, 0, 0x4000),             // undefined
+        ]);
+        let symbols = code_symbols(&b).unwrap();
+        let names: Vec<&str> = symbols.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["secondary_startup_64", "start_kernel", "memset"]);
+        let at = |a| symbol_at(&symbols, a).map(|s| s.name.as_str());
+        assert_eq!(
+            (at(0x1000), at(0x2fff), at(0x3004), at(0x50)),
+            (Some("start_kernel"), Some("start_kernel"), Some("memset"), None)
+        );
+        assert!(code_symbols(&elf(&[1])).unwrap_err().to_string().contains("no symbol table"));
     }
 
     #[test]
