@@ -385,9 +385,19 @@ pub struct Guest {
     timeout: Option<Duration>,
     /// Bytes received that do not yet end in a newline (a prompt, for one).
     partial: Vec<u8>,
-    /// Every complete console line and qemu stderr line so far (boot graphs parse it; errors
+    /// Every complete console line and qemu stderr line so far (boot timelines parse it; errors
     /// show its end).
-    log: Vec<String>,
+    log: Vec<Line>,
+}
+
+/// A line of the console (or of qemu's stderr), and when it reached us.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    /// Host seconds since qemu started.
+    pub host_s: f64,
+    pub text: String,
+    /// From the serial console (else qemu's stderr).
+    pub console: bool,
 }
 
 impl Drop for Guest {
@@ -477,8 +487,8 @@ impl Guest {
         let chunk = match event {
             Ok(Event::Console(chunk)) => chunk,
             Ok(Event::Qemu(line)) if is_qemu_error(&line) => bail!("{}", failure(&causes(line, &self.rx), self.kvm)),
-            Ok(Event::Qemu(line)) => {
-                self.log.push(line);
+            Ok(Event::Qemu(text)) => {
+                self.log.push(Line { host_s: self.start.elapsed().as_secs_f64(), text, console: false });
                 return Ok(Vec::new());
             }
             Err(RecvTimeoutError::Timeout) => {
@@ -495,36 +505,57 @@ impl Guest {
         while let Some(i) = self.partial.iter().position(|&b| b == b'\n') {
             let raw: Vec<u8> = self.partial.drain(..=i).collect();
             let line = String::from_utf8_lossy(&raw).trim_end_matches(['\r', '\n']).to_owned();
-            self.log.push(line.clone());
+            self.log.push(Line { host_s: self.start.elapsed().as_secs_f64(), text: line.clone(), console: true });
             lines.push(line);
         }
         Ok(lines)
     }
 
     fn tail(&self) -> String {
-        self.log[self.log.len().saturating_sub(20)..].iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+        let tail = &self.log[self.log.len().saturating_sub(20)..];
+        tail.iter().map(|l| format!("  | {}", l.text)).collect::<Vec<_>>().join("\n")
     }
 
-    pub fn log(&self) -> &[String] {
+    /// When qemu was started: the zero of the log's host times.
+    pub fn started(&self) -> Instant {
+        self.start
+    }
+
+    pub fn log(&self) -> &[Line] {
         &self.log
     }
 
     /// Runs `argv` in the guest shell, streams its output to stdout, returns its exit status.
     pub fn run(&mut self, argv: &[String]) -> Result<i32> {
+        let mut stdout = std::io::stdout().lock();
+        self.command(argv, &mut |text| Ok(stdout.write_all(text.as_bytes())?))
+    }
+
+    /// Runs `argv` in the guest shell; returns its exit status and its output lines.
+    pub fn output(&mut self, argv: &[String]) -> Result<(i32, Vec<String>)> {
+        let mut out = String::new();
+        let code = self.command(argv, &mut |text| {
+            out.push_str(text);
+            Ok(())
+        })?;
+        Ok((code, out.lines().map(str::to_owned).collect()))
+    }
+
+    /// Types `argv` between markers and passes what it prints to `sink`.
+    fn command(&mut self, argv: &[String], sink: &mut dyn FnMut(&str) -> Result<()>) -> Result<i32> {
         self.stdin.write_all(command_line(argv).as_bytes()).context("writing to the guest console")?;
         self.stdin.flush()?;
         let mut begun = false;
-        let mut stdout = std::io::stdout().lock();
         loop {
             for line in self.read("command")? {
                 match marker(&line) {
                     Some(Marker::Begin) => begun = true,
                     Some(Marker::End(code, before)) if begun => {
-                        write!(stdout, "{before}")?;
+                        sink(&before)?;
                         return Ok(code);
                     }
                     Some(Marker::Panic) => bail!("the kernel panicked: {}", line.trim()),
-                    _ if begun => writeln!(stdout, "{line}")?,
+                    _ if begun => sink(&format!("{line}\n"))?,
                     _ => {}
                 }
             }
