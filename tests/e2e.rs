@@ -334,7 +334,17 @@ fn bench_reports_a_row_with_json_and_charts() {
     let _g = serial();
     let dir = temp_dir("bench");
     let json = dir.join("bench.json");
-    let out = ok(&["bench", "--configs", "allnoconfig", "--runs", "2", "--json", json.to_str().unwrap()]);
+    let out = ok(&[
+        "bench",
+        "--configs",
+        "allnoconfig",
+        "--runs",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+        "--profile",
+        "fast",
+    ]);
     assert!(out.lines().any(|l| l.starts_with("| allnoconfig |") && l.ends_with("| 6.1M | 0.28 s |")), "{out}");
     assert!(out.contains("find . | cpio") || out.contains("find | cpio"), "packing comparison: {out}");
     let report = std::fs::read_to_string(&json).unwrap();
@@ -350,7 +360,35 @@ fn bench_reports_a_row_with_json_and_charts() {
     }
     let svg = std::fs::read_to_string(build_dir().join("bench/bench.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("allnoconfig"));
+    // --profile fast: a row for it too, its boot in named phases, and the functions in them.
+    assert!(out.lines().any(|l| l.starts_with("| fast |")), "{out}");
+    timeline_accounts_for_the_boot(&out, &report, "x86_64", "fast");
+    assert!(out.contains("| freeing init memory |") && out.contains("free_reserved_area"), "{out}");
+    for key in ["\"profile\": [", "\"function\": \"free_reserved_area\"", "\"share\""] {
+        assert!(report.contains(key), "{key} in {report}");
+    }
+    let profile = std::fs::read_to_string(build_dir().join("bench/profile-x86_64-fast.svg")).unwrap();
+    assert!(profile.starts_with("<svg") && profile.contains(">free_reserved_area</text>"), "{profile}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The instrumented boot of ARCH/CONFIG in bench's output and JSON: its phases in the table,
+/// at least 95% of the guest's uptime in named phases, and the chart written.
+fn timeline_accounts_for_the_boot(out: &str, report: &str, arch: &str, config: &str) {
+    let summary = format!("{arch}/{config}: guest uptime at init ");
+    let line = out.lines().find(|l| l.starts_with(&summary)).unwrap_or_else(|| panic!("{summary} in {out}"));
+    let attributed: f64 = field(report, "attributed").parse().unwrap();
+    assert!(attributed >= 0.95, "{attributed} of the uptime in named phases: {line}");
+    for phase in ["| early setup, until the first initcall | guest |", "| initcalls | guest |", "| init: mounts until"]
+    {
+        assert!(out.contains(phase), "{phase} in {out}");
+    }
+    for key in ["\"timeline\": {", "\"guest_uptime_s\"", "\"side\": \"host\"", "\"side\": \"guest\"", "\"duration_s\""]
+    {
+        assert!(report.contains(key), "{key} in {report}");
+    }
+    let chart = std::fs::read_to_string(build_dir().join(format!("bench/bootgraph-{arch}-{config}.svg"))).unwrap();
+    assert!(chart.starts_with("<svg") && chart.contains("seconds since qemu started"), "{chart}");
 }
 
 #[test]
@@ -411,6 +449,12 @@ fn user_errors_are_caught_before_any_work() {
     let err = stderr(&out);
     assert!(err.contains("unknown kernel config `fsat`: choose one of") && !err.contains("boot 1/1"), "{err}");
     assert_eq!(before, std::fs::metadata(&bench_svg).and_then(|m| m.modified()).ok(), "the chart was replaced");
+    let out = xtask(&["bench", "--configs", "allnoconfig", "--runs", "1", "--profile", "arm64/fsat"]);
+    let err = stderr(&out);
+    assert!(
+        !out.status.success() && err.contains("unknown kernel config `fsat`") && !err.contains("boot 1/1"),
+        "{err}"
+    );
 
     let spaced = temp_dir("with space").join("build dir");
     let out = xtask_env(&["kernel", "allnoconfig"], &[("TEENY_BUILD_DIR", &spaced)]);
@@ -769,12 +813,20 @@ fn bench_measures_several_arches_in_one_table() {
     let _g = serial();
     let dir = temp_dir("bench-arches");
     let json = dir.join("bench.json");
-    let out = ok(&["bench", "--configs", "arm64/fast,riscv64/fast", "--runs", "1", "--json", json.to_str().unwrap()]);
+    let json_path = json.to_str().unwrap();
+    let args = ["bench", "--configs", "arm64/fast,riscv64/fast", "--runs", "1", "--json", json_path, "--bootgraph"];
+    let out = ok(&[&args[..], &["riscv64/fast"]].concat());
     for arch in ["arm64", "riscv64"] {
         assert!(out.lines().any(|l| l.starts_with(&format!("| {arch}/fast | "))), "{out}");
     }
     let report = std::fs::read_to_string(&json).unwrap();
     assert!(report.contains("\"arch\": \"arm64\"") && report.contains("qemu-system-riscv64: QEMU"), "{report}");
+    timeline_accounts_for_the_boot(&out, &report, "riscv64", "fast");
+    // arm64's timeline and profile, on their own.
+    let out = ok(&["bench", "--configs", "arm64/fast", "--runs", "1", "--json", json_path, "--profile", "arm64/fast"]);
+    let report = std::fs::read_to_string(&json).unwrap();
+    timeline_accounts_for_the_boot(&out, &report, "arm64", "fast");
+    assert!(report.contains("\"profile\": [") && out.contains("| freeing init memory |"), "{out}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

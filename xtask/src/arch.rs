@@ -42,6 +42,8 @@ pub struct Arch {
     pub console: &'static str,
     /// The ELF header's e_machine, to check that busybox was built for this architecture.
     pub elf_machine: u16,
+    /// The program counter's name in qemu's `info registers` (`bench --profile` samples it).
+    pub monitor_pc: &'static str,
     /// busybox settings this arch needs on top of `busybox-configs/busybox.config`.
     pub busybox: &'static str,
 }
@@ -70,6 +72,7 @@ pub const ARCHES: &[Arch] = &[
         virtio: Virtio::Pci,
         console: "ttyS0",
         elf_machine: 62, // EM_X86_64
+        monitor_pc: "RIP",
         busybox: "",
     },
     Arch {
@@ -91,6 +94,7 @@ pub const ARCHES: &[Arch] = &[
         virtio: Virtio::Mmio,
         console: "ttyAMA0", // the virt board's PL011 UART
         elf_machine: 183,   // EM_AARCH64
+        monitor_pc: "PC",
         busybox: NO_SHA_NI,
     },
     Arch {
@@ -111,6 +115,7 @@ pub const ARCHES: &[Arch] = &[
         virtio: Virtio::Mmio,
         console: "ttyS0", // the virt board's 16550 UART
         elf_machine: 243, // EM_RISCV
+        monitor_pc: "pc",
         busybox: NO_SHA_NI,
     },
 ];

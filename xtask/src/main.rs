@@ -171,10 +171,15 @@ enum Command {
         /// Also write the results as JSON to this file.
         #[arg(long)]
         json: Option<Utf8PathBuf>,
-        /// Boot this config (NAME or ARCH/NAME) once with initcall_debug and draw
-        /// build/bench/bootgraph-ARCH-NAME.svg.
+        /// Boot this config (NAME or ARCH/NAME) once more with initcall_debug and timestamps, and
+        /// draw the boot's phases from qemu start to the prompt: build/bench/bootgraph-ARCH-NAME.svg
+        /// (measured as a row too, if --configs lacks it).
         #[arg(long, value_name = "CONFIG")]
         bootgraph: Option<String>,
+        /// Like --bootgraph, and sample the guest's program counter through qemu's monitor during
+        /// that boot: the top functions per phase, build/bench/profile-ARCH-NAME.svg.
+        #[arg(long, value_name = "CONFIG")]
+        profile: Option<String>,
         /// Seconds to wait for each boot to reach the shell.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
@@ -293,10 +298,10 @@ fn try_main() -> Result<()> {
             let code = qemu::run(&ctx, &opts)?;
             std::process::exit(code);
         }
-        Command::Bench { configs, runs, kvm, json, bootgraph, timeout } => {
+        Command::Bench { configs, runs, kvm, json, bootgraph, profile, timeout } => {
             let json = json.map(ctx::absolute).transpose()?;
             let timeout = std::time::Duration::from_secs(timeout);
-            bench::run(&ctx, &bench::Options { configs, runs, kvm, json, bootgraph, timeout })?;
+            bench::run(&ctx, &bench::Options { configs, runs, kvm, json, bootgraph, profile, timeout })?;
         }
         Command::Gdb { args } => gdb::run(&ctx, &args)?,
         Command::Clean { all } => ctx::clean(&ctx, all)?,

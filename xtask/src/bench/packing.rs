@@ -1,0 +1,64 @@
+//! Our initramfs packer against `find | cpio -o -H newc | gzip -9`, on the same tree.
+
+use crate::ctx::Ctx;
+use crate::initramfs::{self, archive};
+use anyhow::{Context, Result};
+use fs_err as fs;
+use serde::Serialize;
+use std::time::Instant;
+
+/// Our packer against the shell pipeline, on the same tree in the same run.
+#[derive(Serialize)]
+pub struct Packing {
+    ours_s: f64,
+    ours_bytes: u64,
+    cpio_gzip_s: f64,
+    cpio_gzip_bytes: u64,
+}
+
+impl std::fmt::Display for Packing {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "initramfs packing, same tree: ours {:.3} s, {} bytes; find | cpio -o -H newc | gzip -9: {:.3} s, {} bytes",
+            self.ours_s, self.ours_bytes, self.cpio_gzip_s, self.cpio_gzip_bytes
+        )
+    }
+}
+
+/// Packs the same tree both ways. The tree is the initramfs staged on disk, without
+/// `dev/console` (making a device node needs root).
+pub fn packing(ctx: &Ctx) -> Result<Packing> {
+    let install = crate::busybox::build(ctx, false)?;
+    let stage = ctx.build.join("bench/tree");
+    if stage.exists() {
+        fs::remove_dir_all(&stage)?;
+    }
+    fs::create_dir_all(&stage)?;
+    for e in initramfs::entries(&install, &ctx.root.join("rootfs"))? {
+        let dest = stage.join(&e.path);
+        match &e.kind {
+            archive::Kind::Dir => fs::create_dir_all(&dest)?,
+            archive::Kind::File { source } => drop(fs::copy(source, &dest)?),
+            archive::Kind::Symlink { target } => {
+                std::os::unix::fs::symlink(target, &dest).with_context(|| format!("symlink {dest}"))?
+            }
+            archive::Kind::CharDev { .. } => {}
+        }
+    }
+    let (ours, theirs) = (ctx.build.join("bench/ours.cpio.gz"), ctx.build.join("bench/theirs.cpio.gz"));
+    let start = Instant::now();
+    let ours_bytes = initramfs::write(&archive::collect(&stage)?, 0, &ours, initramfs::Compression::Gzip)?;
+    let ours_s = start.elapsed().as_secs_f64();
+    eprintln!("$ (cd {stage} && find . | cpio -o -H newc --quiet | gzip -9 > {theirs})");
+    let start = Instant::now();
+    duct::cmd!("find", ".")
+        .pipe(duct::cmd!("cpio", "-o", "-H", "newc", "--quiet"))
+        .pipe(duct::cmd!("gzip", "-9"))
+        .dir(&stage)
+        .stdout_path(&theirs)
+        .run()
+        .context("find | cpio | gzip (is GNU cpio installed?)")?;
+    let cpio_gzip_s = start.elapsed().as_secs_f64();
+    Ok(Packing { ours_s, ours_bytes, cpio_gzip_s, cpio_gzip_bytes: fs::metadata(&theirs)?.len() })
+}
