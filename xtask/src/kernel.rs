@@ -268,7 +268,7 @@ pub fn profile(ctx: &Ctx, name: &str) -> Result<Profile> {
 }
 
 /// Builds NAME with `extra` settings appended, as config `NAME-VARIANT` in its own `O=` folder
-/// (the saved config stays as it is): for instrumented runs such as `bench --bootgraph`.
+/// (the saved config stays as it is): for `qemu --share` and `qemu --gdb`.
 pub fn build_variant(ctx: &Ctx, name: &str, variant: &str, extra: &[&str]) -> Result<Kernel> {
     let (_, text, _) = load(ctx, name)?;
     let variant = format!("{name}-{variant}");

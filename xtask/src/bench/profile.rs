@@ -246,7 +246,7 @@ mod tests {
             host_prompt_s: 0.6,
             attributed: 1.0,
             phases: vec![
-                phase("qemu start until the guest's clock starts", Side::Host, 0.0, 0.2),
+                phase("qemu, firmware and early kernel, until the guest's clock starts", Side::Host, 0.0, 0.2),
                 phase("early setup, until the first initcall", Side::Guest, 0.0, 0.1),
                 phase("freeing init memory", Side::Guest, 0.1, 0.2),
             ],
@@ -277,7 +277,7 @@ mod tests {
             [
                 ("memset", "freeing init memory", 3),
                 ("calibrate_delay", "early setup, until the first initcall", 2),
-                (OUTSIDE, "qemu start until the guest's clock starts", 1),
+                (OUTSIDE, "qemu, firmware and early kernel, until the guest's clock starts", 1),
                 ("memset", "after the prompt", 1),
             ]
         );
@@ -285,7 +285,7 @@ mod tests {
         let t = table(&entries, &timeline());
         assert!(t.contains("| freeing init memory | 3 | memset 42.9% |"), "{t}");
         let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[2].starts_with("| qemu start") && lines[5].starts_with("| after the prompt"), "{t}");
+        assert!(lines[2].starts_with("| qemu, firmware") && lines[5].starts_with("| after the prompt"), "{t}");
         let svg = svg(&entries, "x86_64/fast");
         assert_eq!(svg.matches("<title>").count(), 4);
         assert!(svg.contains(">memset</text>") && svg.contains("42.9%"), "{svg}");

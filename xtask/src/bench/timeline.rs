@@ -228,8 +228,13 @@ pub fn timeline(
     let calls_end = calls.iter().map(|c| c.end).fold(first_call, latest);
     let clock_zero = Moment { guest_s: 0.0, host_s: zero };
     let host_zero = Moment { guest_s: 0.0, host_s: 0.0 };
-    let mut phases =
-        vec![Phase::new("qemu start until the guest's clock starts", Side::Host, host_zero, clock_zero, 0)];
+    let mut phases = vec![Phase::new(
+        "qemu, firmware and early kernel, until the guest's clock starts",
+        Side::Host,
+        host_zero,
+        clock_zero,
+        0,
+    )];
     phases.push(Phase::new("early setup, until the first initcall", Side::Guest, clock_zero, first_call, 0));
     if let Some(i) = at("Calibrating delay loop") {
         phases.push(Phase::new("delay-loop calibration", Side::Guest, lines[i].at, after(i), 1));
@@ -404,7 +409,7 @@ mod tests {
         assert_eq!(
             names,
             [
-                "qemu start until the guest's clock starts",
+                "qemu, firmware and early kernel, until the guest's clock starts",
                 "early setup, until the first initcall",
                 "delay-loop calibration",
                 "initcalls",
@@ -430,7 +435,7 @@ mod tests {
     fn a_moment_belongs_to_the_phase_that_started_last() {
         let t = timeline(&boot(), &[], 0.30, 0.65, &[]).unwrap();
         let name = |h| t.phase_at(h).map(|p| p.name.as_str());
-        assert_eq!(name(0.1), Some("qemu start until the guest's clock starts"));
+        assert_eq!(name(0.1), Some("qemu, firmware and early kernel, until the guest's clock starts"));
         assert_eq!(name(0.366), Some("initcalls"));
         assert_eq!(name(0.40), Some("unpacking the initramfs"));
         assert_eq!(name(0.55), Some("init: mounts until \"Boot took\""));
