@@ -119,11 +119,11 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
     let mut drawn = Vec::new();
     for t @ (arch, config) in &targets {
         let mut row = Row { config: config.clone(), arch: arch.name, accel, ..Row::default() };
-        let instrument =
-            (graph.as_ref() == Some(t) || profiled.as_ref() == Some(t)).then_some(profiled.as_ref() == Some(t));
-        let measured = measure(ctx_of(arch), opts, &mut row).and_then(|kernel| match instrument {
-            Some(profile) => instrumented(ctx_of(arch), opts, &kernel, &mut row, profile, &mut drawn),
-            None => Ok(()),
+        let profile = profiled.as_ref() == Some(t);
+        let draw = profile || graph.as_ref() == Some(t);
+        let measured = measure(ctx_of(arch), opts, &mut row).and_then(|kernel| match draw {
+            true => instrumented(ctx_of(arch), opts, &kernel, &mut row, profile, &mut drawn),
+            false => Ok(()),
         });
         if let Err(e) = measured {
             eprintln!("error: {}: {e:#}", label(&row, true));

@@ -301,7 +301,9 @@ impl Timeline {
     /// The boot on one host time axis: a row per phase, parts indented under it, each labelled
     /// with its duration.
     pub fn svg(&self, title: &str) -> String {
-        let (left, width, row_h) = (300.0, 620.0, 18.0);
+        // Room for the longest name (indented ones 16 px in), at about 6.2 px a character.
+        let longest = self.phases.iter().map(|p| p.name.chars().count() as f64 * 6.2 + f64::from(p.depth) * 16.0);
+        let (left, width, row_h) = (20.0 + longest.fold(200.0, f64::max), 620.0, 18.0);
         let end = self.host_prompt_s.max(1e-6);
         let x = |t: f64| left + t / end * width;
         let top = 62.0;
