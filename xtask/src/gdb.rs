@@ -114,13 +114,22 @@ pub fn gdb_argv(session: &Session, extra: &[String]) -> Vec<String> {
     argv
 }
 
+/// Whether a `/proc/PID/stat` line is a qemu that still runs. Where no init reaps orphans
+/// (containers, CI), a killed qemu stays a zombie with its /proc entry, and a pid can be reused.
+fn is_live_qemu(stat: &str) -> bool {
+    let Some((head, tail)) = stat.rsplit_once(')') else { return false };
+    let comm = head.split_once('(').map_or("", |(_, comm)| comm);
+    let state = tail.trim_start().chars().next();
+    comm.starts_with("qemu-system") && !matches!(state, None | Some('Z' | 'X' | 'x'))
+}
+
 /// `cargo xtask gdb [-- ARGS]`: gdb on the running `qemu --gdb` of this arch.
 pub fn run(ctx: &Ctx, extra: &[String]) -> Result<()> {
     let path = session_path(ctx);
     let none = || format!("no `cargo xtask qemu --gdb` has run for {} (no {path}): start one first", ctx.arch.name);
     let text = fs::read_to_string(&path).with_context(none)?;
     let session = Session::parse(&path, &text)?;
-    let alive = || Utf8Path::new(&format!("/proc/{}", session.qemu_pid)).exists();
+    let alive = || fs::read_to_string(format!("/proc/{}/stat", session.qemu_pid)).is_ok_and(|s| is_live_qemu(&s));
     // The session is written as qemu starts; its socket follows once qemu has set up the stub.
     let start = std::time::Instant::now();
     while alive() && !session.socket.exists() {
@@ -152,6 +161,14 @@ mod tests {
             source: "/b/src/linux".into(),
             qemu_pid: 42,
         }
+    }
+
+    #[test]
+    fn only_a_qemu_that_is_not_a_zombie_is_live() {
+        assert!(is_live_qemu("42 (qemu-system-x86) S 1 42 42 0 -1"));
+        assert!(!is_live_qemu("42 (qemu-system-x86) Z 1 42 42 0 -1"));
+        assert!(!is_live_qemu("42 (sleep) S 1 42 42 0 -1"));
+        assert!(!is_live_qemu(""));
     }
 
     #[test]
