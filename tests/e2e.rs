@@ -509,6 +509,11 @@ fn interrupt_build(name: &str, env: &[(&str, &Path)], signal: i32, group: bool) 
     assert_eq!(child.wait().unwrap().code(), Some(128 + signal));
 }
 
+/// The build record's vmlinux and bzImage objects: sizes and sha256.
+fn images(record: &str) -> [String; 2] {
+    ["\"vmlinux\"", "\"bzimage\""].map(|k| record[record.find(k).unwrap()..].split('}').next().unwrap().to_owned())
+}
+
 fn record_of(name: &str) -> String {
     std::fs::read_to_string(obj_of(name).join("teeny-build.json")).unwrap()
 }
@@ -539,9 +544,6 @@ fn concurrent_builds_wait_interrupts_stop_the_container_and_a_warm_cache_rebuild
         record_of("locks")
     });
     assert_ne!(field(&first, "hits"), "0", "allnoconfig's objects come from the cache: {first}");
-    // The record's vmlinux and bzImage objects: sizes and sha256.
-    let images =
-        |r: &str| ["\"vmlinux\"", "\"bzimage\""].map(|k| r[r.find(k).unwrap()..].split('}').next().unwrap().to_owned());
     assert_eq!(images(&first), images(&reference), "the same config in another O= folder gave other bytes");
 
     // Interrupted builds leave no container behind.
@@ -987,4 +989,99 @@ fn a_kernel_source_tree_is_built_and_an_edit_in_it_is_rebuilt() {
     std::fs::write(&makefile, text.replacen("\nEXTRAVERSION =", "\nEXTRAVERSION = -teeny", 1)).unwrap();
     assert_eq!(uname(&env), "6.1.192-teeny");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Compiles a distcc worker on this machine has done, from its statistics port (PORT + 1).
+fn worker_compiles(port: u16) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port + 1)).ok()?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut page = String::new();
+    stream.read_to_string(&mut page).ok()?;
+    page.lines().find_map(|l| l.strip_prefix("dcc_compile_ok ")?.trim().parse().ok())
+}
+
+#[test]
+fn distcc_workers_build_allnoconfig_to_the_same_bytes_and_a_lost_worker_falls_back_to_local() {
+    let _g = serial();
+    ok(&["kernel", "allnoconfig"]);
+    let reference = record_of("allnoconfig");
+    let (one, two, other, dead) = (3710u16, 3712u16, 3714u16, 3716u16);
+    let _ = xtask(&["distcc", "stop"]);
+    for port in [one, two] {
+        let out = ok(&["distcc", "serve", "--port", &port.to_string(), "-j", "2"]);
+        assert!(out.contains(&format!("cargo xtask --distcc 127.0.0.1:{port}/2")), "{out}");
+    }
+    // Bad input: a taken port, a malformed network, a malformed worker.
+    let out = xtask(&["distcc", "serve", "--port", &one.to_string()]);
+    assert!(!out.status.success() && stderr(&out).contains(&format!("already runs on port {one}")), "{}", stderr(&out));
+    let out = xtask(&["distcc", "serve", "--port", "3720", "--allow", "10.0.0/8"]);
+    assert!(!out.status.success() && stderr(&out).contains("--allow 10.0.0/8: not an IPv4 address"));
+    let out = xtask(&["--distcc", "host:port", "kernel", "allnoconfig"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // A worker that runs another builder image: distccd from ours, told it is another tag.
+    let image = field(&reference, "builder_image").to_owned();
+    let fake = temp_dir("distcc-other").join("tag");
+    std::fs::write(&fake, "teeny-linux-builder:other\n").unwrap();
+    std::fs::set_permissions(fake.parent().unwrap(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let volume = format!("--volume={}:/etc/teeny-builder-tag:ro", fake.display());
+    let started = Command::new("docker")
+        .args(["run", "--detach", "--rm", "--name=teeny-e2e-distcc-other", "--network=host", "--user=65534:65534"])
+        .args([volume.as_str(), image.as_str(), "distccd", "--daemon", "--no-detach", "--listen", "127.0.0.1"])
+        .args(["--port", &other.to_string(), "--allow", "127.0.0.1/32"])
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{}", stderr(&started));
+    std::thread::sleep(Duration::from_secs(1));
+    let status = ok(&["distcc", "status"]);
+    for port in [one, two] {
+        assert!(
+            status.contains(&format!("127.0.0.1:{port} answers: {image} (the same as this checkout's)")),
+            "{status}"
+        );
+    }
+
+    // allnoconfig in an O= folder of its own, with a cold compiler cache so that every compile is
+    // sent, by two workers, one of another image and one that is not there.
+    let dir = private_config("distcc", "");
+    let cache = temp_dir("distcc-ccache");
+    let hosts = format!("127.0.0.1:{one}/2,127.0.0.1:{two}/2,127.0.0.1:{other},127.0.0.1:{dead}");
+    let log = temp_dir("distcc-log").join("build.err");
+    let mut build = Command::new(xtask_bin())
+        .args(["--distcc", &hosts, "kernel", "distcc"])
+        .current_dir(root())
+        .env("TEENY_BUILD_DIR", build_dir())
+        .env("TEENY_DOWNLOADS", downloads())
+        .env("TEENY_KERNEL_CONFIGS", &dir)
+        .env("TEENY_CCACHE_DIR", &cache)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Once the second worker has done some compiles, it goes away; the build goes on without it.
+    let start = Instant::now();
+    while worker_compiles(two).unwrap_or(0) < 30 {
+        assert!(build.try_wait().unwrap().is_none(), "{}", std::fs::read_to_string(&log).unwrap());
+        assert!(start.elapsed() < Duration::from_secs(1200), "worker {two} compiled nothing in 20 min");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let two_done = worker_compiles(two).unwrap();
+    ok(&["distcc", "stop", "--port", &two.to_string()]);
+    let status = build.wait().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
+    eprintln!("{err}");
+    assert!(status.success(), "the build failed after losing a worker");
+    assert!(err.contains(&format!("distcc: dropping 127.0.0.1:{other}: it runs teeny-linux-builder:other")), "{err}");
+    assert!(err.contains(&format!("distcc: dropping 127.0.0.1:{dead}: it does not answer")), "{err}");
+    let one_done = worker_compiles(one).unwrap();
+    assert!(one_done >= 30 && two_done >= 30, "compiles on the workers: {one_done} and {two_done}");
+    let record = record_of("distcc");
+    assert_eq!(images(&record), images(&reference), "the distcc build gave other bytes than the local one");
+
+    ok(&["distcc", "stop"]);
+    let _ = Command::new("docker").args(["rm", "-f", "teeny-e2e-distcc-other"]).output();
+    assert!(ok(&["distcc", "status"]).contains("no distcc worker runs here"));
+    for d in [dir, cache, fake.parent().unwrap().to_owned(), log.parent().unwrap().to_owned()] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

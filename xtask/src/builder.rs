@@ -1,16 +1,25 @@
 //! Step 1b: the Debian builder image, built from `docker/Dockerfile`.
 //!
-//! The tag carries a hash of the Dockerfile, so an unchanged file is never rebuilt and an edited
-//! one is rebuilt on the next command that needs it.
+//! The tag carries a hash of the docker/ folder (the Dockerfile and the files it copies), so an
+//! unchanged image is never rebuilt and an edited one is rebuilt on the next command that needs it.
 
 use crate::ctx::Ctx;
 use anyhow::{Context, Result, bail};
 use fs_err as fs;
 
-/// The builder image's tag for the Dockerfile as it is now (no engine needed).
+/// The builder image's tag for docker/ as it is now (no engine needed): names and contents of
+/// its files, in name order.
 pub fn tag(ctx: &Ctx) -> Result<String> {
-    let text = fs::read(ctx.root.join("docker/Dockerfile"))?;
-    Ok(format!("teeny-linux-builder:{}", &crate::ctx::sha256_hex(&[&text])[..12]))
+    let mut files: Vec<_> =
+        fs::read_dir(ctx.root.join("docker"))?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    files.sort();
+    let mut parts = Vec::new();
+    for path in files {
+        parts.push(path.file_name().unwrap_or_default().as_encoded_bytes().to_vec());
+        parts.push(fs::read(&path)?);
+    }
+    let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    Ok(format!("teeny-linux-builder:{}", &crate::ctx::sha256_hex(&parts)[..12]))
 }
 
 /// What builds run in, for up-to-date checks: the image tag, or `host` with --runner host.
@@ -38,8 +47,10 @@ pub fn ensure(ctx: &Ctx, engine: &str) -> Result<String> {
         return Ok(tag);
     }
     let context = ctx.root.join("docker");
-    eprintln!("$ {engine} build --tag {tag} --file {dockerfile} {context}");
-    xshell::cmd!(sh, "{engine} build --tag {tag} --file {dockerfile} {context}")
+    // The image knows its own tag, so that distcc workers can say which one they run.
+    let arg = format!("TEENY_TAG={tag}");
+    eprintln!("$ {engine} build --tag {tag} --build-arg {arg} --file {dockerfile} {context}");
+    xshell::cmd!(sh, "{engine} build --tag {tag} --build-arg {arg} --file {dockerfile} {context}")
         .quiet()
         .run()
         .with_context(|| format!("building the builder image from {dockerfile} failed"))?;

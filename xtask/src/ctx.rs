@@ -17,6 +17,7 @@ pub struct Settings {
     pub kernel_configs: Option<Utf8PathBuf>,
     pub ccache_dir: Option<Utf8PathBuf>,
     pub no_ccache: bool,
+    pub distcc: Vec<crate::distcc::Worker>,
     pub verbose: bool,
 }
 
@@ -33,6 +34,9 @@ pub struct Ctx {
     pub kernel_configs: Option<Utf8PathBuf>,
     /// The compiler cache shared by every build, or None with --no-ccache.
     pub ccache: Option<Utf8PathBuf>,
+    /// The distcc workers of `--distcc`, and those of them that passed the check (once run).
+    pub distcc: Vec<crate::distcc::Worker>,
+    pub distcc_checked: OnceCell<Vec<crate::distcc::Worker>>,
     pub verbose: bool,
     runner: OnceCell<Runner>,
 }
@@ -57,6 +61,8 @@ impl Ctx {
             busybox_source: s.busybox_source.map(absolute).transpose()?,
             kernel_configs: s.kernel_configs.map(absolute).transpose()?,
             ccache,
+            distcc: s.distcc,
+            distcc_checked: OnceCell::new(),
             verbose: s.verbose,
             runner: OnceCell::new(),
         })
@@ -74,6 +80,8 @@ impl Ctx {
             busybox_source: self.busybox_source.clone(),
             kernel_configs: self.kernel_configs.clone(),
             ccache: self.ccache.clone(),
+            distcc: self.distcc.clone(),
+            distcc_checked: self.distcc_checked.clone(),
             verbose: self.verbose,
             runner: OnceCell::new(),
         }

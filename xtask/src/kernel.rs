@@ -531,8 +531,10 @@ fn compile(
     start: std::time::Instant,
 ) -> Result<Kernel> {
     let stats_log = obj.join(".teeny-ccache-stats.log");
-    let build = make(ctx, tree, obj, &[&format!("-j{}", ctx.jobs)]);
-    ctx.runner()?.run(&crate::ccache::apply(ctx, build.clone(), &stats_log)?)?;
+    let distcc = crate::distcc::Compile::new(ctx)?;
+    let build = make(ctx, tree, obj, &[&format!("-j{}", distcc.jobs(ctx.jobs))]);
+    ctx.runner()?.run(&distcc.apply(ctx, crate::ccache::apply(ctx, build.clone(), &stats_log)?))?;
+    distcc.report();
     install_modules(ctx, tree, obj, profile)?;
     let kernel = built(ctx, obj, profile)?;
     kernel.report()?;

@@ -6,6 +6,7 @@ mod builder;
 mod busybox;
 mod ccache;
 mod ctx;
+mod distcc;
 mod elf;
 mod gdb;
 mod initramfs;
@@ -60,6 +61,10 @@ struct Cli {
     /// Compile without ccache.
     #[arg(long, global = true, help_heading = GLOBAL)]
     no_ccache: bool,
+    /// Send kernel and busybox compiles to these distcc workers (`cargo xtask distcc serve` on
+    /// each), comma-separated; JOBS defaults to 4. Workers with another builder image are dropped.
+    #[arg(long, global = true, env = "TEENY_DISTCC_HOSTS", value_name = "HOST[:PORT][/JOBS],…", value_delimiter = ',', value_parser = parse_distcc, help_heading = GLOBAL)]
+    distcc: Vec<distcc::Worker>,
     #[command(subcommand)]
     command: Command,
 }
@@ -184,12 +189,43 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Run, stop or list distcc workers: this machine compiling for `--distcc` builds elsewhere.
+    Distcc {
+        #[command(subcommand)]
+        action: DistccCommand,
+    },
     /// Remove build outputs (everything under the build folder; downloads and ccache stay unless --all).
     Clean {
         /// Also remove the download cache and the compiler cache under the build folder.
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum DistccCommand {
+    /// Start distccd from the builder image in a detached container (teeny-distcc-PORT), with
+    /// as many slots as --jobs; its statistics answer on PORT + 1.
+    Serve {
+        /// Address to listen on (0.0.0.0: every interface).
+        #[arg(long, default_value = "127.0.0.1")]
+        listen: String,
+        /// Port to listen on.
+        #[arg(long, default_value_t = distcc::DEFAULT_PORT)]
+        port: u16,
+        /// Clients allowed to send compiles, as ADDRESS or ADDRESS/BITS; repeatable. Only your
+        /// own network: distccd compiles whatever an allowed address sends it.
+        #[arg(long, value_name = "CIDR", default_value = "127.0.0.1/32")]
+        allow: Vec<String>,
+    },
+    /// Stop the workers on this machine (all, or the one on --port).
+    Stop {
+        /// The worker's port.
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// List the workers on this machine and ask each (or each of --distcc) for its builder image.
+    Status,
 }
 
 fn main() {
@@ -219,6 +255,10 @@ fn parse() -> Cli {
 /// clap wants a std error: anyhow's, as text.
 fn parse_arch(name: &str) -> Result<&'static arch::Arch, String> {
     arch::parse(name).map_err(|e| e.to_string())
+}
+
+fn parse_distcc(spec: &str) -> Result<distcc::Worker, String> {
+    distcc::parse_worker(spec).map_err(|e| e.to_string())
 }
 
 fn parse_share(spec: &str) -> Result<qemu::share::Share, String> {
@@ -252,6 +292,7 @@ fn try_main() -> Result<()> {
         kernel_configs: cli.kernel_configs,
         ccache_dir: cli.ccache_dir,
         no_ccache: cli.no_ccache,
+        distcc: cli.distcc,
         verbose: cli.verbose,
     })?;
     match cli.command {
@@ -304,6 +345,16 @@ fn try_main() -> Result<()> {
             bench::run(&ctx, &bench::Options { configs, runs, kvm, json, bootgraph, profile, timeout })?;
         }
         Command::Gdb { args } => gdb::run(&ctx, &args)?,
+        Command::Distcc { action } => {
+            let action = match action {
+                DistccCommand::Serve { listen, port, allow } => {
+                    distcc::Action::Serve(distcc::Serve { listen, port, allow, jobs: ctx.jobs })
+                }
+                DistccCommand::Stop { port } => distcc::Action::Stop { port },
+                DistccCommand::Status => distcc::Action::Status,
+            };
+            distcc::run(&ctx, action)?;
+        }
         Command::Clean { all } => ctx::clean(&ctx, all)?,
     }
     Ok(())

@@ -53,6 +53,8 @@ pub struct Step {
     pub interactive: bool,
     /// The log under build/logs/ that gets the output (`NAME.log`), e.g. the `O=` folder's name.
     pub log: String,
+    /// Reaches the host's network (distcc workers); every other step runs without one.
+    pub network: bool,
 }
 
 impl Step {
@@ -78,6 +80,10 @@ impl Step {
     }
     pub fn interactive(mut self) -> Step {
         self.interactive = true;
+        self
+    }
+    pub fn network(mut self) -> Step {
+        self.network = true;
         self
     }
 }
@@ -106,8 +112,9 @@ pub fn container_argv(c: &Container, step: &Step, name: &str) -> Vec<String> {
     if c.engine == "podman" {
         argv.push("--userns=keep-id".into());
     }
-    // Build steps never need the network: sources are fetched and verified on the host.
-    argv.push("--network=none".into());
+    // Build steps need no network (sources are fetched and verified on the host), except to
+    // reach distcc workers.
+    argv.push(if step.network { "--network=host" } else { "--network=none" }.into());
     if step.interactive && c.stdin_is_tty {
         argv.push("-it".into());
     }
@@ -198,16 +205,7 @@ impl Runner {
     /// Prints the step as the user would type it, then runs it to completion, logging its output.
     pub fn run(&self, step: &Step) -> Result<()> {
         eprintln!("$ {}", display(&step.argv));
-        let name = format!("teeny-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-        let argv = match &self.container {
-            Some(c) => container_argv(c, step, &name),
-            None => step.argv.clone(),
-        };
-        let mut cmd = std::process::Command::new(&argv[0]);
-        cmd.args(&argv[1..]);
-        if self.container.is_none() {
-            cmd.current_dir(&step.cwd).envs(step.env.iter().map(|(k, v)| (k, v)));
-        }
+        let (mut cmd, argv, name) = self.command(step);
         if step.interactive {
             let status = cmd.status().with_context(|| format!("cannot start {}", argv[0]))?;
             anyhow::ensure!(status.success(), "`{}` failed: {status}", display(&step.argv));
@@ -257,6 +255,28 @@ impl Runner {
             bail!("`{}` failed: {status_code}; last lines of {log_path}:\n{}", display(&step.argv), shown.join("\n"));
         }
         Ok(())
+    }
+
+    /// Runs a short step quietly and returns its output (probes, not builds).
+    pub fn output(&self, step: &Step) -> Result<std::process::Output> {
+        let (mut cmd, _, _) = self.command(step);
+        cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot run {}", display(&step.argv)))
+    }
+
+    /// The command for a step (in a container named for this process, or on the host), its
+    /// argv, and the container's name.
+    fn command(&self, step: &Step) -> (std::process::Command, Vec<String>, String) {
+        let name = format!("teeny-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let argv = match &self.container {
+            Some(c) => container_argv(c, step, &name),
+            None => step.argv.clone(),
+        };
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        if self.container.is_none() {
+            cmd.current_dir(&step.cwd).envs(step.env.iter().map(|(k, v)| (k, v)));
+        }
+        (cmd, argv, name)
     }
 
     /// Where a step's output goes.
@@ -444,6 +464,8 @@ mod tests {
         let image = argv.iter().position(|a| a == "teeny-linux-builder:abc").unwrap();
         assert_eq!(argv[image + 1..], make_step().argv[..]);
         assert!(!argv.contains(&"-it".to_string()));
+        let argv = container_argv(&container(false), &make_step().network(), "n");
+        assert!(argv.contains(&"--network=host".to_string()) && !argv.contains(&"--network=none".to_string()));
     }
 
     #[test]

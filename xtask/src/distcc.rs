@@ -1,0 +1,450 @@
+//! distcc: kernel and busybox compiles spread over workers that run this same builder image.
+//!
+//! `cargo xtask distcc serve` runs distccd from the builder image in a detached container;
+//! `--distcc HOST[:PORT][/JOBS],…` sends a build's compiles to such workers. distcc's classic
+//! failure, another compiler on some worker, cannot happen: before a build each worker is asked
+//! for its image tag through distcc itself (the image's `teeny-builder-tag` "compiler"), and a
+//! worker with another tag, or none, is dropped. Preprocessing and linking stay local, so the
+//! objects are the same bytes as a local build's.
+
+use crate::ctx::Ctx;
+use crate::runner::Step;
+use anyhow::{Context, Result, bail};
+use fs_err as fs;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// distccd's own port; its statistics answer on the next one.
+pub const DEFAULT_PORT: u16 = 3632;
+/// Compiles a worker takes at once when `--distcc` does not say: distcc's own default.
+const DEFAULT_SLOTS: usize = 4;
+/// Docker label on worker containers, with their port as its value.
+const LABEL: &str = "teeny.distcc";
+const TAG_LABEL: &str = "teeny.distcc.tag";
+/// distcc's `gcc` → distcc links, the compile-through-distcc PATH when ccache is off.
+const CONTAINER_PATH: &str = "/usr/lib/distcc:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// One `HOST[:PORT][/JOBS]` of `--distcc`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Worker {
+    pub host: String,
+    pub port: u16,
+    pub slots: usize,
+}
+
+impl Worker {
+    fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The worker in DISTCC_HOSTS's syntax.
+    fn distcc_host(&self) -> String {
+        format!("{}:{}/{}", self.host, self.port, self.slots)
+    }
+
+    /// Compiles this worker's distccd has done so far, from its statistics port (port + 1);
+    /// None if that does not answer.
+    pub fn compiles(&self) -> Option<u64> {
+        use std::net::ToSocketAddrs;
+        let addr = (self.host.as_str(), self.port.checked_add(1)?).to_socket_addrs().ok()?.next()?;
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        compiles_ok(&text)
+    }
+}
+
+/// `dcc_compile_ok N` of distccd's statistics page.
+fn compiles_ok(stats: &str) -> Option<u64> {
+    stats.lines().find_map(|l| l.strip_prefix("dcc_compile_ok ")?.trim().parse().ok())
+}
+
+/// Parses one `HOST[:PORT][/JOBS]` of `--distcc`.
+pub fn parse_worker(spec: &str) -> Result<Worker> {
+    let bad = |why: &str| anyhow::anyhow!("distcc worker `{spec}`: {why} (expected HOST[:PORT][/JOBS])");
+    let (rest, slots) = match spec.split_once('/') {
+        Some((rest, jobs)) => {
+            (rest, jobs.parse().ok().filter(|&j| j > 0).ok_or_else(|| bad("JOBS is not a number above 0"))?)
+        }
+        None => (spec, DEFAULT_SLOTS),
+    };
+    let (host, port) = match rest.split_once(':') {
+        Some((host, port)) => {
+            (host, port.parse().ok().filter(|&p| p > 0).ok_or_else(|| bad("PORT is not a port number"))?)
+        }
+        None => (rest, DEFAULT_PORT),
+    };
+    if host.is_empty() || host.contains(':') {
+        return Err(bad("no host name or IPv4 address"));
+    }
+    Ok(Worker { host: host.to_owned(), port, slots })
+}
+
+/// How a build compiles: with the workers that passed the check, or locally.
+pub struct Compile {
+    workers: Vec<Worker>,
+    /// Each worker's compile count before the build, to report what it did.
+    before: Vec<Option<u64>>,
+}
+
+/// The workers of `--distcc` that answer with this checkout's builder tag; the others are
+/// dropped with a line naming them. Checked once per run.
+fn checked(ctx: &Ctx) -> Result<Vec<Worker>> {
+    if let Some(workers) = ctx.distcc_checked.get() {
+        return Ok(workers.clone());
+    }
+    let mut usable = Vec::new();
+    if !ctx.distcc.is_empty() {
+        if ctx.runner_kind.engine().is_none() {
+            bail!("--distcc needs the builder image, which every worker runs too: not with --runner host");
+        }
+        let tag = crate::builder::tag(ctx)?;
+        for worker in &ctx.distcc {
+            match probe(ctx, worker)? {
+                Ok(theirs) if theirs == tag => usable.push(worker.clone()),
+                Ok(theirs) => eprintln!("distcc: dropping {}: it runs {theirs}, this build needs {tag}", worker.addr()),
+                Err(why) => eprintln!("distcc: dropping {}: {why}", worker.addr()),
+            }
+        }
+        if usable.is_empty() {
+            eprintln!("distcc: no worker left: compiling locally");
+        }
+    }
+    Ok(ctx.distcc_checked.get_or_init(|| usable).clone())
+}
+
+/// Asks `worker` for its builder tag: `Ok(Ok(tag))`, or `Ok(Err(why))` when it does not answer.
+fn probe(ctx: &Ctx, worker: &Worker) -> Result<std::result::Result<String, String>> {
+    let dir = ctx.build.join("distcc");
+    fs::create_dir_all(&dir)?;
+    fs::write(dir.join("probe.c"), "int teeny_probe;\n")?;
+    let out_name = format!("tag-{}-{}", worker.host, worker.port);
+    let _ = fs::remove_file(dir.join(&out_name));
+    let step = Step::new(&dir, &["distcc", "teeny-builder-tag", "-c", "probe.c", "-o", &out_name])
+        .env("DISTCC_HOSTS", &worker.addr())
+        // The answer must come from the worker: never compile the probe here instead.
+        .env("DISTCC_FALLBACK", "0")
+        .env("DISTCC_SKIP_LOCAL_RETRY", "1")
+        .network();
+    let out = ctx.runner()?.output(&step)?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let why = err.lines().find_map(|l| l.split_once("ERROR: ")).map_or("no answer", |(_, why)| why.trim());
+        return Ok(Err(format!("it does not answer ({why})")));
+    }
+    Ok(Ok(fs::read_to_string(dir.join(&out_name))?.trim().to_owned()))
+}
+
+impl Compile {
+    /// Checks the workers (once per run) and notes their counts before the build.
+    pub fn new(ctx: &Ctx) -> Result<Compile> {
+        let workers = checked(ctx)?;
+        let before = workers.iter().map(Worker::compiles).collect();
+        Ok(Compile { workers, before })
+    }
+
+    /// make's `-j`: this machine's jobs plus every worker's slots, as distcc advises, since
+    /// preprocessing and linking still run here.
+    pub fn jobs(&self, local: usize) -> usize {
+        local + self.workers.iter().map(|w| w.slots).sum::<usize>()
+    }
+
+    /// The compile step sent through distcc (behind ccache when the cache is on). Only such a
+    /// step gets a network; every other step runs without one.
+    pub fn apply(&self, ctx: &Ctx, step: Step) -> Step {
+        if self.workers.is_empty() {
+            return step;
+        }
+        let hosts: Vec<String> = self.workers.iter().map(Worker::distcc_host).collect();
+        let step = step.env("DISTCC_HOSTS", &hosts.join(" ")).network();
+        match ctx.ccache {
+            Some(_) => step.env("CCACHE_PREFIX", "distcc"),
+            None => step.env("PATH", CONTAINER_PATH),
+        }
+    }
+
+    /// After the build: what each worker compiled, from its own statistics.
+    pub fn report(&self) {
+        for (worker, before) in self.workers.iter().zip(&self.before) {
+            match (worker.compiles(), before) {
+                (Some(after), Some(before)) => {
+                    eprintln!("distcc: {} compiled {} files", worker.addr(), after.saturating_sub(*before))
+                }
+                (None, Some(_)) => eprintln!(
+                    "distcc: {} stopped answering during the build: what it did not finish was compiled here",
+                    worker.addr()
+                ),
+                _ => eprintln!("distcc: {} gives no statistics (port {})", worker.addr(), worker.port + 1),
+            }
+        }
+    }
+}
+
+/// What `cargo xtask distcc serve` starts.
+#[derive(Clone, Debug)]
+pub struct Serve {
+    pub listen: String,
+    pub port: u16,
+    pub allow: Vec<String>,
+    pub jobs: usize,
+}
+
+/// `docker run` for a detached worker: distccd in the foreground of its container, on the
+/// host's network (the address and port are the host's), as nobody, with statistics on port + 1.
+pub fn serve_argv(engine: &str, image: &str, s: &Serve) -> Vec<String> {
+    let mut argv: Vec<String> = [
+        engine,
+        "run",
+        "--detach",
+        "--init",
+        &format!("--name=teeny-distcc-{}", s.port),
+        &format!("--label={LABEL}={}", s.port),
+        &format!("--label={TAG_LABEL}={image}"),
+        "--network=host",
+        "--user=65534:65534",
+        image,
+        "distccd",
+        "--daemon",
+        "--no-detach",
+        "--log-stderr",
+        "--listen",
+        &s.listen,
+        "--port",
+        &s.port.to_string(),
+        "--stats",
+        "--stats-port",
+        &(s.port + 1).to_string(),
+        "--jobs",
+        &s.jobs.to_string(),
+    ]
+    .map(String::from)
+    .into();
+    for a in &s.allow {
+        argv.extend(["--allow".to_owned(), a.clone()]);
+    }
+    argv
+}
+
+/// Checks an `--allow` value (`A.B.C.D` or `A.B.C.D/BITS`); says whether it is a private network
+/// (loopback, RFC 1918, carrier-grade NAT, link-local).
+fn check_allow(cidr: &str) -> Result<bool> {
+    let bad = || anyhow::anyhow!("--allow {cidr}: not an IPv4 address or ADDRESS/BITS");
+    let (addr, bits) = cidr.split_once('/').unwrap_or((cidr, "32"));
+    let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    let bits: u8 = bits.parse().ok().filter(|b| *b <= 32).ok_or_else(bad)?;
+    let [a, b, ..] = addr.octets();
+    let private =
+        addr.is_loopback() || addr.is_private() || addr.is_link_local() || (a == 100 && (64..128).contains(&b));
+    // A short prefix covers more than the private block its address is in.
+    let widest = match a {
+        10 | 127 => 8,
+        100 => 10,
+        172 => 12,
+        _ => 16,
+    };
+    Ok(private && bits >= widest)
+}
+
+/// `cargo xtask distcc serve|stop|status`.
+pub enum Action {
+    Serve(Serve),
+    Stop { port: Option<u16> },
+    Status,
+}
+
+/// `cargo xtask distcc …`.
+pub fn run(ctx: &Ctx, action: Action) -> Result<()> {
+    let engine = ctx.runner_kind.engine().context("distcc workers run in the builder image: not with --runner host")?;
+    match action {
+        Action::Serve(s) => serve(ctx, engine, &s),
+        Action::Stop { port } => stop(engine, port),
+        Action::Status => status(ctx, engine),
+    }
+}
+
+fn serve(ctx: &Ctx, engine: &str, s: &Serve) -> Result<()> {
+    for a in &s.allow {
+        if !check_allow(a)? {
+            eprintln!("warning: --allow {a} is not a private network: anyone there can run compilers on this machine");
+        }
+    }
+    let image = ctx.runner()?.image().context("no builder image")?.to_owned();
+    if let Some(running) = workers_here(engine)?.into_iter().find(|w| w.port == s.port) {
+        bail!(
+            "a distcc worker already runs on port {} ({}): `cargo xtask distcc stop --port {}` first",
+            s.port,
+            running.name,
+            s.port
+        );
+    }
+    let argv = serve_argv(engine, &image, s);
+    eprintln!("$ {}", crate::runner::display(&argv));
+    let out = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .output()
+        .with_context(|| format!("cannot run {engine}"))?;
+    if !out.status.success() {
+        bail!("{engine} run failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let name = format!("teeny-distcc-{}", s.port);
+    // distccd is up once its port accepts; if it exits first (port taken, bad option), say why.
+    let host = if s.listen == "0.0.0.0" { "127.0.0.1" } else { &s.listen };
+    let worker = Worker { host: host.to_owned(), port: s.port, slots: s.jobs };
+    let start = std::time::Instant::now();
+    while worker.compiles().is_none() {
+        if start.elapsed() > Duration::from_secs(10) || !workers_here(engine)?.iter().any(|w| w.name == name) {
+            let logs = std::process::Command::new(engine).args(["logs", "--tail", "5", &name]).output()?;
+            let _ = std::process::Command::new(engine).args(["rm", "-f", &name]).output();
+            bail!(
+                "distccd did not start on {}: {}",
+                worker.addr(),
+                String::from_utf8_lossy(&logs.stderr).trim().lines().last().unwrap_or("no output")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "distcc worker {name}: {image} on {}:{}, {} jobs, allowing {}",
+        s.listen,
+        s.port,
+        s.jobs,
+        s.allow.join(" ")
+    );
+    println!("  use it:  cargo xtask --distcc {}:{}/{} kernel NAME", host, s.port, s.jobs);
+    println!("  stop it: cargo xtask distcc stop --port {}", s.port);
+    Ok(())
+}
+
+/// A worker container on this machine.
+struct Local {
+    name: String,
+    port: u16,
+    tag: String,
+}
+
+fn workers_here(engine: &str) -> Result<Vec<Local>> {
+    let format = format!("{{{{.Names}}}} {{{{.Label \"{LABEL}\"}}}} {{{{.Label \"{TAG_LABEL}\"}}}}");
+    let filter = format!("label={LABEL}");
+    let out = std::process::Command::new(engine)
+        .args(["ps", "--filter", &filter, "--format", &format])
+        .output()
+        .with_context(|| format!("cannot run {engine}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some(Local {
+                name: f.next()?.to_owned(),
+                port: f.next()?.parse().ok()?,
+                tag: f.next().unwrap_or("").to_owned(),
+            })
+        })
+        .collect())
+}
+
+fn stop(engine: &str, port: Option<u16>) -> Result<()> {
+    let workers: Vec<Local> = workers_here(engine)?.into_iter().filter(|w| port.is_none_or(|p| w.port == p)).collect();
+    if workers.is_empty() {
+        match port {
+            Some(p) => bail!("no distcc worker runs on port {p} here (see `cargo xtask distcc status`)"),
+            None => eprintln!("no distcc worker runs here"),
+        }
+    }
+    for w in workers {
+        eprintln!("$ {engine} rm -f {}", w.name);
+        let status = std::process::Command::new(engine)
+            .args(["rm", "-f", &w.name])
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "{engine} rm -f {} failed", w.name);
+    }
+    Ok(())
+}
+
+/// The workers here, and those of `--distcc`: which answer, with which tag.
+fn status(ctx: &Ctx, engine: &str) -> Result<()> {
+    let here = workers_here(engine)?;
+    for w in &here {
+        println!("{} on port {} runs {}", w.name, w.port, w.tag);
+    }
+    let mut asked = ctx.distcc.clone();
+    if asked.is_empty() {
+        asked = here.iter().map(|w| Worker { host: "127.0.0.1".into(), port: w.port, slots: DEFAULT_SLOTS }).collect();
+    }
+    if here.is_empty() && asked.is_empty() {
+        println!("no distcc worker runs here; give --distcc HOSTS to ask others");
+        return Ok(());
+    }
+    let tag = crate::builder::tag(ctx)?;
+    for w in &asked {
+        match probe(ctx, w)? {
+            Ok(theirs) => {
+                let same = if theirs == tag { "the same as this checkout's" } else { "NOT this checkout's" };
+                let done = w.compiles().map_or(String::new(), |n| format!(", compiles done: {n}"));
+                println!("{} answers: {theirs} ({same}){done}", w.addr());
+            }
+            Err(why) => println!("{}: {why}", w.addr()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_take_a_port_and_slots_or_distccs_defaults() {
+        let w = ["10.0.0.2:3700/8", "build1"].map(|s| parse_worker(s).unwrap());
+        assert_eq!(w[0], Worker { host: "10.0.0.2".into(), port: 3700, slots: 8 });
+        assert_eq!(w[1], Worker { host: "build1".into(), port: 3632, slots: 4 });
+        assert_eq!(w[0].distcc_host(), "10.0.0.2:3700/8");
+        for bad in ["host:x", "host/0", ":3632", "::1"] {
+            let err = parse_worker(bad).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("distcc worker `{bad}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn statistics_give_the_compiles_done() {
+        let page = "argv /distccd\n<distccstats>\ndcc_tcp_accept 9\ndcc_compile_ok 7\ndcc_compile_error 0\n";
+        assert_eq!(compiles_ok(page), Some(7));
+        assert_eq!(compiles_ok("HTTP/1.0 404\n"), None);
+    }
+
+    #[test]
+    fn make_waits_on_local_jobs_and_every_worker_slot() {
+        let workers = vec![parse_worker("a/3").unwrap(), parse_worker("b").unwrap()];
+        let c = Compile { before: vec![None; 2], workers };
+        assert_eq!(c.jobs(2), 9);
+    }
+
+    #[test]
+    fn a_worker_runs_distccd_detached_on_the_host_network_with_statistics() {
+        let s = Serve { listen: "127.0.0.1".into(), port: 3700, allow: vec!["127.0.0.1/32".into()], jobs: 2 };
+        let argv = serve_argv("docker", "teeny-linux-builder:abc", &s).join(" ");
+        assert!(
+            argv.starts_with("docker run --detach --init --name=teeny-distcc-3700 --label=teeny.distcc=3700"),
+            "{argv}"
+        );
+        assert!(
+            argv.contains("--network=host --user=65534:65534 teeny-linux-builder:abc distccd --daemon --no-detach")
+        );
+        assert!(
+            argv.ends_with("--listen 127.0.0.1 --port 3700 --stats --stats-port 3701 --jobs 2 --allow 127.0.0.1/32")
+        );
+    }
+
+    #[test]
+    fn only_private_networks_pass_the_allow_check() {
+        for private in ["127.0.0.1", "192.168.1.0/24", "10.0.0.0/8", "172.16.0.0/12", "100.64.0.0/10"] {
+            assert!(check_allow(private).unwrap(), "{private}");
+        }
+        for public in ["8.8.8.8", "0.0.0.0/0", "192.168.0.0/12"] {
+            assert!(!check_allow(public).unwrap(), "{public}");
+        }
+        assert!(check_allow("10.0.0.300").is_err() && check_allow("10.0.0.0/33").is_err());
+    }
+}
