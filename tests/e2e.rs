@@ -1007,8 +1007,9 @@ fn distcc_workers_build_allnoconfig_to_the_same_bytes_and_a_lost_worker_falls_ba
     ok(&["kernel", "allnoconfig"]);
     let reference = record_of("allnoconfig");
     let (one, two, other, dead) = (3710u16, 3712u16, 3714u16, 3716u16);
-    let _ = xtask(&["distcc", "stop"]);
     for port in [one, two] {
+        // Only this test's workers: a user's own keep running.
+        let _ = xtask(&["distcc", "stop", "--port", &port.to_string()]);
         let out = ok(&["distcc", "serve", "--port", &port.to_string(), "-j", "2"]);
         assert!(out.contains(&format!("cargo xtask --distcc 127.0.0.1:{port}/2")), "{out}");
     }
@@ -1025,6 +1026,7 @@ fn distcc_workers_build_allnoconfig_to_the_same_bytes_and_a_lost_worker_falls_ba
     std::fs::write(&fake, "teeny-linux-builder:other\n").unwrap();
     std::fs::set_permissions(fake.parent().unwrap(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let volume = format!("--volume={}:/etc/teeny-builder-tag:ro", fake.display());
+    let _ = Command::new("docker").args(["rm", "-f", "teeny-e2e-distcc-other"]).output();
     let started = Command::new("docker")
         .args(["run", "--detach", "--rm", "--name=teeny-e2e-distcc-other", "--network=host", "--user=65534:65534"])
         .args([volume.as_str(), image.as_str(), "distccd", "--daemon", "--no-detach", "--listen", "127.0.0.1"])
@@ -1078,9 +1080,12 @@ fn distcc_workers_build_allnoconfig_to_the_same_bytes_and_a_lost_worker_falls_ba
     let record = record_of("distcc");
     assert_eq!(images(&record), images(&reference), "the distcc build gave other bytes than the local one");
 
-    ok(&["distcc", "stop"]);
+    ok(&["distcc", "stop", "--port", &one.to_string()]);
     let _ = Command::new("docker").args(["rm", "-f", "teeny-e2e-distcc-other"]).output();
-    assert!(ok(&["distcc", "status"]).contains("no distcc worker runs here"));
+    let status = ok(&["distcc", "status"]);
+    assert!(!status.contains(&format!("port {one}")) && !status.contains(&format!("port {two}")), "{status}");
+    let out = xtask(&["distcc", "stop", "--port", &two.to_string()]);
+    assert!(!out.status.success() && stderr(&out).contains(&format!("no distcc worker runs on port {two}")));
     for d in [dir, cache, fake.parent().unwrap().to_owned(), log.parent().unwrap().to_owned()] {
         let _ = std::fs::remove_dir_all(d);
     }
