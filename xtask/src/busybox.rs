@@ -74,10 +74,7 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
         eprintln!("saved {} changed setting(s) to {fragment_path}", kconfig::changed(&fragment_text, &text).len());
     }
     let stats_log = obj.join(".teeny-ccache-stats.log");
-    let distcc = crate::distcc::Compile::new(ctx)?;
-    let build = step(&[&format!("-j{}", distcc.jobs(ctx.jobs))]);
-    runner.run(&distcc.apply(ctx, crate::ccache::apply(ctx, build, &stats_log)?))?;
-    distcc.report();
+    crate::distcc::compile(ctx, &stats_log, |jobs| step(&[&format!("-j{jobs}")]))?;
     crate::ccache::stats(&stats_log);
     let binary = obj.join("busybox");
     let bytes = fs::read(&binary)?;

@@ -10,6 +10,7 @@
 use crate::ctx::Ctx;
 use crate::runner::Step;
 use anyhow::{Context, Result, bail};
+use camino::Utf8Path;
 use fs_err as fs;
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -21,6 +22,7 @@ const DEFAULT_SLOTS: usize = 4;
 /// Docker label on worker containers, with their port as its value.
 const LABEL: &str = "teeny.distcc";
 const TAG_LABEL: &str = "teeny.distcc.tag";
+const LISTEN_LABEL: &str = "teeny.distcc.listen";
 /// distcc's `gcc` → distcc links, the compile-through-distcc PATH when ccache is off.
 const CONTAINER_PATH: &str = "/usr/lib/distcc:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -82,8 +84,19 @@ pub fn parse_worker(spec: &str) -> Result<Worker> {
     Ok(Worker { host: host.to_owned(), port, slots })
 }
 
+/// Runs a build's compile step, `make(N)` being its `make -jN …`, through ccache and the distcc
+/// workers as they are configured, and says what each worker compiled. Returns the step as the
+/// user would type it (no cache or distcc settings), for the build record.
+pub fn compile(ctx: &Ctx, stats_log: &Utf8Path, make: impl FnOnce(usize) -> Step) -> Result<Step> {
+    let distcc = Compile::new(ctx)?;
+    let step = make(distcc.jobs(ctx.jobs));
+    ctx.runner()?.run(&distcc.apply(ctx, crate::ccache::apply(ctx, step.clone(), stats_log)?))?;
+    distcc.report();
+    Ok(step)
+}
+
 /// How a build compiles: with the workers that passed the check, or locally.
-pub struct Compile {
+struct Compile {
     workers: Vec<Worker>,
     /// Each worker's compile count before the build, to report what it did.
     before: Vec<Option<u64>>,
@@ -139,7 +152,7 @@ fn probe(ctx: &Ctx, worker: &Worker) -> Result<std::result::Result<String, Strin
 
 impl Compile {
     /// Checks the workers (once per run) and notes their counts before the build.
-    pub fn new(ctx: &Ctx) -> Result<Compile> {
+    fn new(ctx: &Ctx) -> Result<Compile> {
         let workers = checked(ctx)?;
         let before = workers.iter().map(Worker::compiles).collect();
         Ok(Compile { workers, before })
@@ -147,13 +160,13 @@ impl Compile {
 
     /// make's `-j`: this machine's jobs plus every worker's slots, as distcc advises, since
     /// preprocessing and linking still run here.
-    pub fn jobs(&self, local: usize) -> usize {
+    fn jobs(&self, local: usize) -> usize {
         local + self.workers.iter().map(|w| w.slots).sum::<usize>()
     }
 
     /// The compile step sent through distcc (behind ccache when the cache is on). Only such a
     /// step gets a network; every other step runs without one.
-    pub fn apply(&self, ctx: &Ctx, step: Step) -> Step {
+    fn apply(&self, ctx: &Ctx, step: Step) -> Step {
         if self.workers.is_empty() {
             return step;
         }
@@ -166,7 +179,7 @@ impl Compile {
     }
 
     /// After the build: what each worker compiled, from its own statistics.
-    pub fn report(&self) {
+    fn report(&self) {
         for (worker, before) in self.workers.iter().zip(&self.before) {
             match (worker.compiles(), before) {
                 (Some(after), Some(before)) => {
@@ -202,6 +215,7 @@ pub fn serve_argv(engine: &str, image: &str, s: &Serve) -> Vec<String> {
         &format!("--name=teeny-distcc-{}", s.port),
         &format!("--label={LABEL}={}", s.port),
         &format!("--label={TAG_LABEL}={image}"),
+        &format!("--label={LISTEN_LABEL}={}", s.listen),
         "--network=host",
         "--user=65534:65534",
         image,
@@ -290,8 +304,7 @@ fn serve(ctx: &Ctx, engine: &str, s: &Serve) -> Result<()> {
     }
     let name = format!("teeny-distcc-{}", s.port);
     // distccd is up once its port accepts; if it exits first (port taken, bad option), say why.
-    let host = if s.listen == "0.0.0.0" { "127.0.0.1" } else { &s.listen };
-    let worker = Worker { host: host.to_owned(), port: s.port, slots: s.jobs };
+    let worker = Worker { host: local_host(&s.listen).to_owned(), port: s.port, slots: s.jobs };
     let start = std::time::Instant::now();
     while worker.compiles().is_none() {
         if start.elapsed() > Duration::from_secs(10) || !workers_here(engine)?.iter().any(|w| w.name == name) {
@@ -312,9 +325,14 @@ fn serve(ctx: &Ctx, engine: &str, s: &Serve) -> Result<()> {
         s.jobs,
         s.allow.join(" ")
     );
-    println!("  use it:  cargo xtask --distcc {}:{}/{} kernel NAME", host, s.port, s.jobs);
+    println!("  use it:  cargo xtask --distcc {}:{}/{} kernel NAME", worker.host, s.port, s.jobs);
     println!("  stop it: cargo xtask distcc stop --port {}", s.port);
     Ok(())
+}
+
+/// Where this machine reaches a worker that listens on `listen`.
+fn local_host(listen: &str) -> &str {
+    if listen == "0.0.0.0" { "127.0.0.1" } else { listen }
 }
 
 /// A worker container on this machine.
@@ -322,10 +340,13 @@ struct Local {
     name: String,
     port: u16,
     tag: String,
+    listen: String,
 }
 
 fn workers_here(engine: &str) -> Result<Vec<Local>> {
-    let format = format!("{{{{.Names}}}} {{{{.Label \"{LABEL}\"}}}} {{{{.Label \"{TAG_LABEL}\"}}}}");
+    let format = format!(
+        "{{{{.Names}}}} {{{{.Label \"{LABEL}\"}}}} {{{{.Label \"{TAG_LABEL}\"}}}} {{{{.Label \"{LISTEN_LABEL}\"}}}}"
+    );
     let filter = format!("label={LABEL}");
     let out = std::process::Command::new(engine)
         .args(["ps", "--filter", &filter, "--format", &format])
@@ -339,6 +360,7 @@ fn workers_here(engine: &str) -> Result<Vec<Local>> {
                 name: f.next()?.to_owned(),
                 port: f.next()?.parse().ok()?,
                 tag: f.next().unwrap_or("").to_owned(),
+                listen: f.next().unwrap_or("127.0.0.1").to_owned(),
             })
         })
         .collect())
@@ -371,7 +393,10 @@ fn status(ctx: &Ctx, engine: &str) -> Result<()> {
     }
     let mut asked = ctx.distcc.clone();
     if asked.is_empty() {
-        asked = here.iter().map(|w| Worker { host: "127.0.0.1".into(), port: w.port, slots: DEFAULT_SLOTS }).collect();
+        asked = here
+            .iter()
+            .map(|w| Worker { host: local_host(&w.listen).to_owned(), port: w.port, slots: DEFAULT_SLOTS })
+            .collect();
     }
     if here.is_empty() && asked.is_empty() {
         println!("no distcc worker runs here; give --distcc HOSTS to ask others");
@@ -429,6 +454,7 @@ mod tests {
             argv.starts_with("docker run --detach --init --name=teeny-distcc-3700 --label=teeny.distcc=3700"),
             "{argv}"
         );
+        assert!(argv.contains("--label=teeny.distcc.listen=127.0.0.1 --network=host"), "{argv}");
         assert!(
             argv.contains("--network=host --user=65534:65534 teeny-linux-builder:abc distccd --daemon --no-detach")
         );

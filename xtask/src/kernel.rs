@@ -531,10 +531,7 @@ fn compile(
     start: std::time::Instant,
 ) -> Result<Kernel> {
     let stats_log = obj.join(".teeny-ccache-stats.log");
-    let distcc = crate::distcc::Compile::new(ctx)?;
-    let build = make(ctx, tree, obj, &[&format!("-j{}", distcc.jobs(ctx.jobs))]);
-    ctx.runner()?.run(&distcc.apply(ctx, crate::ccache::apply(ctx, build.clone(), &stats_log)?))?;
-    distcc.report();
+    let build = crate::distcc::compile(ctx, &stats_log, |jobs| make(ctx, tree, obj, &[&format!("-j{jobs}")]))?;
     install_modules(ctx, tree, obj, profile)?;
     let kernel = built(ctx, obj, profile)?;
     kernel.report()?;
