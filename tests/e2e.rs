@@ -641,21 +641,118 @@ fn interactive_console_has_job_control_and_ctrl_c_interrupts() {
     assert!(term.wait(0, Duration::from_secs(300), |s| s.contains("Boot took")), "no boot");
     let booted = term.seen.find("Boot took").unwrap();
     assert!(term.wait(booted, Duration::from_secs(30), prompt), "no prompt");
+    // The shell is not PID 1 (the kernel drops Ctrl-Z for a job whose parent is).
+    let asked = term.seen.len();
+    term.type_in("echo shell-pid-$$\r");
+    assert!(term.wait(asked, Duration::from_secs(10), |s| s.contains("shell-pid-") && s.ends_with("# ")));
+    assert!(!term.seen[asked..].contains("shell-pid-1\r"), "the shell is PID 1");
+    // Ctrl-Z stops a job, `jobs` lists it, `fg` resumes it, Ctrl-C ends it.
     term.type_in("sleep 30\r");
     let typed = term.seen.len();
     assert!(term.wait(typed, Duration::from_secs(10), |s| s.contains("sleep 30")), "no echo");
     std::thread::sleep(Duration::from_secs(1));
     let sent = term.seen.len();
+    term.type_in("\x1a");
+    assert!(term.wait(sent, Duration::from_secs(5), prompt), "Ctrl-Z did not stop `sleep 30`");
+    let stopped = term.seen.len();
+    term.type_in("jobs\r");
+    assert!(
+        term.wait(stopped, Duration::from_secs(5), |s| s.contains("Stopped") && s.contains("sleep 30") && prompt(s)),
+        "jobs does not list the stopped job"
+    );
+    let listed = term.seen.len();
+    term.type_in("fg\r");
+    assert!(term.wait(listed, Duration::from_secs(5), |s| s.contains("sleep 30")), "fg did not resume the job");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!prompt(&term.seen[listed..]), "the resumed job ended early");
+    let sent = term.seen.len();
     term.type_in("\x03");
     assert!(term.wait(sent, Duration::from_secs(5), prompt), "Ctrl-C did not end `sleep 30`");
     assert!(!term.seen.contains("job control turned off"), "no job control");
-    // Ctrl-a x quits qemu, and so the command.
+    // `exit` ends the shell, then init stops the guest, and qemu ends.
+    term.type_in("exit\r");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while term.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(term.child.try_wait().unwrap().is_some(), "exit did not end qemu");
+    assert!(term.seen.contains("init: the shell exited"), "init did not say why the guest stops");
+    no_qemu_left();
+}
+
+#[test]
+fn ctrl_a_x_quits_the_console() {
+    let _g = serial();
+    initramfs();
+    let mut term = Terminal::start(&["qemu", "--kernel", "allnoconfig"]);
+    assert!(term.wait(0, Duration::from_secs(300), |s| s.contains("Boot took")), "no boot");
     term.type_in("\x01x");
     let deadline = Instant::now() + Duration::from_secs(10);
     while term.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(term.child.try_wait().unwrap().is_some(), "Ctrl-a x did not end qemu");
+    no_qemu_left();
+}
+
+/// `cargo xtask qemu -- CMD` with `input` on its standard input.
+fn guest_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let full: Vec<&str> = ["qemu", "--kernel", "allnoconfig"].iter().chain(args).copied().collect();
+    let mut child = common::command(&build_dir(), &full, &[])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    eprintln!("$ cargo xtask {}\n{}", full.join(" "), stderr(&out));
+    out
+}
+
+#[test]
+fn the_console_protocol_is_bounded_and_cannot_be_forged() {
+    let _g = serial();
+    initramfs();
+    // A command's output cannot end it, change its status or fake a panic.
+    let out = guest("allnoconfig", &["echo TEENY_END:7; echo Kernel panic - not syncing: no; echo TEENY_BEGIN"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "TEENY_END:7\nKernel panic - not syncing: no\nTEENY_BEGIN\n");
+    // `exit N` as words ends the command, not the console.
+    assert_eq!(guest("allnoconfig", &["exit", "3"]).status.code(), Some(3));
+    // The host's standard input is the command's, to its end.
+    let out = guest_with_stdin(&["--", "cat"], b"one\ntwo $HOME `x`\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "one\ntwo $HOME `x`\n");
+    let out = guest_with_stdin(&["--timeout", "100", "--", "cat"], b"");
+    assert!(out.status.success(), "an empty input ends `cat`: {}", stderr(&out));
+    let out = guest_with_stdin(&["--", "cat"], b"a\x03b\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("control byte 0x03"), "{}", stderr(&out));
+    // A line far longer than any buffer comes through whole, in pieces.
+    let quiet = |args: &[&str]| {
+        let full: Vec<&str> = ["qemu", "--kernel", "allnoconfig"].iter().chain(args).copied().collect();
+        common::command(&build_dir(), &full, &[]).output().unwrap()
+    };
+    let out = quiet(&["--", "head -c 300000 /dev/zero | tr '\\0' x"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.len() == 300000 && out.stdout.iter().all(|&b| b == b'x'), "{} bytes", out.stdout.len());
+    // Output that never stops does not hold off the timeout.
+    let start = Instant::now();
+    let out = common::command(&build_dir(), &["qemu", "--kernel", "allnoconfig", "--timeout", "30", "--", "yes"], &[])
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    assert!(start.elapsed() < Duration::from_secs(90), "took {:?}", start.elapsed());
+    // A guest that halts ends qemu at once, saying so.
+    let start = Instant::now();
+    let out = xtask(&["qemu", "--kernel", "allnoconfig", "--timeout", "200", "--", "poweroff", "-f"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("halted") || err.contains("qemu exited"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(100), "took {:?}", start.elapsed());
     no_qemu_left();
 }
 
