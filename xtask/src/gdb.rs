@@ -123,6 +123,23 @@ fn is_live_qemu(stat: &str) -> bool {
     comm.starts_with("qemu-system") && !matches!(state, None | Some('Z' | 'X' | 'x'))
 }
 
+/// Fails, naming it, while the qemu of an earlier `qemu --gdb` of this arch still runs: a second
+/// one would take its socket away.
+pub fn check_free(ctx: &Ctx) -> Result<()> {
+    let path = session_path(ctx);
+    let Ok(text) = fs::read_to_string(&path) else { return Ok(()) };
+    let Ok(session) = Session::parse(&path, &text) else { return Ok(()) };
+    if fs::read_to_string(format!("/proc/{}/stat", session.qemu_pid)).is_ok_and(|s| is_live_qemu(&s)) {
+        bail!(
+            "--gdb: the qemu of an earlier `cargo xtask qemu --gdb` (pid {}) still runs on {}: quit it (Ctrl-a x) or `kill {}` first",
+            session.qemu_pid,
+            session.socket,
+            session.qemu_pid
+        );
+    }
+    Ok(())
+}
+
 /// `cargo xtask gdb [-- ARGS]`: gdb on the running `qemu --gdb` of this arch.
 pub fn run(ctx: &Ctx, extra: &[String]) -> Result<()> {
     let path = session_path(ctx);

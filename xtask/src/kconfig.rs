@@ -54,6 +54,9 @@ fn is_symbol(s: &str) -> bool {
 
 /// Parses a .config or fragment; `origin` (a file name) is used in errors as `origin:line: …`.
 pub fn parse(origin: &str, text: &str) -> Result<Vec<Setting>> {
+    if text.starts_with('\u{feff}') {
+        bail!("{origin}:1: the file starts with a UTF-8 byte order mark (bytes EF BB BF): save it without one");
+    }
     let mut settings = Vec::new();
     for (i, line) in text.lines().enumerate() {
         match classify(line) {
@@ -65,6 +68,37 @@ pub fn parse(origin: &str, text: &str) -> Result<Vec<Setting>> {
         }
     }
     Ok(settings)
+}
+
+/// Fails naming both lines when two settings of one symbol disagree: kconfig would take the
+/// last and drop the first without a word.
+pub fn check_conflicts(origin: &str, settings: &[Setting]) -> Result<()> {
+    let mut first: HashMap<&str, &Setting> = HashMap::new();
+    for s in settings {
+        match first.get(s.symbol.as_str()) {
+            Some(f) if f.value != s.value => bail!(
+                "{origin}:{}: {} contradicts line {}: {}: keep one of them",
+                s.line,
+                line_of(s),
+                f.line,
+                line_of(f)
+            ),
+            Some(_) => {}
+            None => {
+                first.insert(&s.symbol, s);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A setting as a config line.
+fn line_of(s: &Setting) -> String {
+    if s.value == "n" {
+        format!("# CONFIG_{} is not set", s.symbol)
+    } else {
+        format!("CONFIG_{}={}", s.symbol, s.value)
+    }
 }
 
 /// Every `(symbol, value)` of a .config in file order. Malformed lines are skipped: these texts
@@ -255,6 +289,16 @@ mod tests {
         );
         // Other comments, even ones mentioning CONFIG_, are not settings.
         assert!(parse("f", "# CONFIG_X is not set, see foo\n# CONFIG_X=y\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_contradicting_lines_are_named() {
+        let err = parse("f.config", "\u{feff}CONFIG_A=y\n").unwrap_err().to_string();
+        assert!(err.contains("f.config:1: the file starts with a UTF-8 byte order mark"), "{err}");
+        let settings = parse("f.config", "CONFIG_A=y\nCONFIG_B=y\nCONFIG_A=y\n# CONFIG_A is not set\n").unwrap();
+        let err = check_conflicts("f.config", &settings).unwrap_err().to_string();
+        assert_eq!(err, "f.config:4: # CONFIG_A is not set contradicts line 1: CONFIG_A=y: keep one of them");
+        check_conflicts("f.config", &settings[..3]).unwrap();
     }
 
     #[test]

@@ -199,6 +199,8 @@ fn load(ctx: &Ctx, name: &str) -> Result<(Utf8PathBuf, String, Profile)> {
     let path = check_name(ctx, name)?;
     let text = fs::read_to_string(&path)?;
     let profile = parse_profile(path.as_str(), &text)?;
+    // A variant's own lines may override its base's (build_variant); a user's file may not.
+    kconfig::check_conflicts(path.as_str(), &profile.settings)?;
     Ok((path, text, profile))
 }
 

@@ -38,8 +38,8 @@ struct Cli {
     #[arg(long, global = true, env = "TEENY_ARCH", value_parser = parse_arch, help_heading = GLOBAL)]
     arch: Option<&'static arch::Arch>,
     /// Parallel make jobs [default: number of CPUs].
-    #[arg(short, long, global = true, help_heading = GLOBAL)]
-    jobs: Option<usize>,
+    #[arg(short, long, global = true, value_parser = clap::value_parser!(u32).range(1..=4096), help_heading = GLOBAL)]
+    jobs: Option<u32>,
     /// Stream every build step's full output (by default it goes to a log under build/logs/).
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     verbose: bool,
@@ -141,7 +141,7 @@ enum Command {
         gdb: bool,
         /// Seconds the headless run may take, boot and command together; then qemu is killed and
         /// the exit status is 124, as timeout(1) gives. 0: no limit.
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 300, value_parser = parse_seconds, allow_hyphen_values = true)]
         timeout: u64,
         /// Command to run in the guest shell, after `--`. One argument is a shell command line
         /// (`-- 'dmesg | head -3'`); several are words passed as they are (`-- cat /proc/cmdline`).
@@ -186,7 +186,7 @@ enum Command {
         #[arg(long, value_name = "CONFIG")]
         profile: Option<String>,
         /// Seconds to wait for each boot to reach the shell.
-        #[arg(long, default_value_t = 120)]
+        #[arg(long, default_value_t = 120, value_parser = parse_seconds, allow_hyphen_values = true)]
         timeout: u64,
     },
     /// Run, stop or list distcc workers: this machine compiling for `--distcc` builds elsewhere.
@@ -249,7 +249,38 @@ fn parse() -> Cli {
         eprintln!("error: {hint}");
         std::process::exit(2);
     }
+    if matches!(err.kind(), clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue)
+        && let Some(line) = from_environment(&err)
+    {
+        eprintln!("error: {line}");
+        std::process::exit(2);
+    }
     err.exit()
+}
+
+/// Whole seconds; a negative number is a value here, not an option (clap would suggest `-- -1`).
+fn parse_seconds(s: &str) -> Result<u64, String> {
+    s.parse().map_err(|_| format!("seconds as a whole number, 0 or more, not `{s}`"))
+}
+
+/// The environment variable behind an invalid value, when it came from there: clap names only
+/// the option (`--arch`) although the user never typed it.
+fn from_environment(err: &clap::Error) -> Option<String> {
+    let Some(clap::error::ContextValue::String(arg)) = err.get(clap::error::ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let cmd = Cli::command();
+    let opt = cmd.get_arguments().find(|a| a.get_long() == Some(long))?;
+    let var = opt.get_env()?.to_str()?;
+    let value = std::env::var(var).ok()?;
+    let typed = std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
+    if typed {
+        return None;
+    }
+    let why = err.to_string();
+    let why = why.lines().next().unwrap_or("").rsplit_once("': ").map_or(why.as_str(), |(_, w)| w).to_owned();
+    Some(format!("{var}={value} (from the environment, for --{long}): {why}"))
 }
 
 /// clap wants a std error: anyhow's, as text.
@@ -281,7 +312,7 @@ fn misplaced_option(arg: &str) -> Option<String> {
 fn try_main() -> Result<()> {
     let cli = parse();
     runner::stop_steps_on_signals()?;
-    let jobs = cli.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = cli.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |j| j as usize);
     let ctx = Ctx::new(ctx::Settings {
         arch: cli.arch.map_or_else(arch::host, Ok)?,
         build: cli.build_dir,
@@ -376,6 +407,14 @@ mod tests {
         assert!(misplaced_option("--kernel=fast").unwrap().contains("`cargo xtask qemu --kernel`"));
         assert_eq!(misplaced_option("--no-such-flag"), None);
         assert_eq!(misplaced_option("-x"), None);
+    }
+
+    #[test]
+    fn jobs_and_seconds_are_checked() {
+        assert!(Cli::try_parse_from(["x", "-j", "0", "fetch"]).is_err());
+        assert!(Cli::try_parse_from(["x", "-j", "2", "fetch"]).is_ok());
+        let err = Cli::try_parse_from(["x", "qemu", "--timeout", "-1"]).err().unwrap().to_string();
+        assert!(err.contains("seconds as a whole number, 0 or more, not `-1`") && !err.contains("'-- -1'"), "{err}");
     }
 
     #[test]

@@ -150,6 +150,9 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
         );
     }
     let gdb_socket = opts.gdb.then(|| crate::gdb::socket(ctx)).transpose()?;
+    if opts.gdb {
+        crate::gdb::check_free(ctx)?;
+    }
     // A typo is the user's error (1), not a commit that does not build (125).
     crate::kernel::check_name(ctx, &opts.kernel)?;
     let built = kernel(ctx, opts).and_then(|kernel| {

@@ -36,22 +36,33 @@ pub fn parse(spec: &str) -> Result<Share> {
         Some(rest) => (rest, true),
         None => (spec, false),
     };
-    let (dir, guest) = match rest.split_once(':') {
+    // The guest path has no colon, so the folder is what comes before the last one; a folder
+    // whose own name has a colon is taken whole when it exists.
+    let (dir, guest) = match rest.rsplit_once(':') {
+        Some(_) if std::path::Path::new(rest).is_dir() => (rest, None),
         Some((dir, guest)) => (dir, Some(guest)),
         None => (rest, None),
     };
     if dir.is_empty() {
         bail!("--share {spec}: no folder given (DIR[:GUEST_PATH][:ro])");
     }
-    let host = std::fs::canonicalize(dir).with_context(|| format!("--share {spec}: folder {dir} does not exist"))?;
+    let host = std::fs::canonicalize(dir).with_context(|| {
+        let colon = if rest.contains(':') { " (read as DIR:GUEST_PATH at the last colon; a folder whose name has a colon needs a guest path: DIR:/mnt/NAME)" } else { "" };
+        format!("--share {spec}: folder {dir} does not exist{colon}")
+    })?;
     let host = Utf8PathBuf::try_from(host).with_context(|| format!("--share {spec}: {dir} is not UTF-8"))?;
     if !host.is_dir() {
         bail!("--share {spec}: {host} is not a folder");
     }
+    // A given guest path cannot hold a colon (the syntax); the default, DIR's own path, may:
+    // init takes everything after the mount tag's colon.
+    let given = guest.is_some();
     let guest = guest.map_or_else(|| host.clone(), Utf8PathBuf::from);
-    if !guest.is_absolute() || guest.as_str().contains([' ', '\t', ':']) {
+    // It goes on the kernel command line, where a blank or a newline would start a new word.
+    let bad = |c: char| c.is_whitespace() || c.is_control() || (given && c == ':');
+    if !guest.is_absolute() || guest.as_str().contains(bad) {
         bail!(
-            "--share {spec}: the guest path {guest} must be absolute, without spaces or colons (give one: {dir}:/mnt/NAME)"
+            "--share {spec}: the guest path {guest:?} must be absolute, without spaces, control characters or colons (give one: {dir}:/mnt/NAME)"
         );
     }
     Ok(Share { host, guest, read_only })
@@ -126,6 +137,22 @@ mod tests {
         let err = parse("/tmp:relative").unwrap_err().to_string();
         assert!(err.contains("must be absolute"), "{err}");
         assert!(parse(":/mnt").is_err());
+        let err = parse("/tmp:/mnt/a\nb").unwrap_err().to_string();
+        assert!(err.contains("control characters"), "{err}");
+        assert!(parse("/tmp:/mnt/a b").is_err());
+    }
+
+    #[test]
+    fn a_folder_with_a_colon_in_its_name() {
+        let dir = std::env::temp_dir().join(format!("teeny-share-a:b-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = Utf8PathBuf::try_from(std::fs::canonicalize(&dir).unwrap()).unwrap();
+        // Whole, as it exists; with a guest path and :ro, split at the last colons.
+        assert_eq!(parse(dir.as_str()).unwrap(), share(dir.as_str(), dir.as_str(), false));
+        assert_eq!(parse(&format!("{dir}:/mnt/x:ro")).unwrap(), share(dir.as_str(), "/mnt/x", true));
+        let err = format!("{:#}", parse("/nonexistent/a:b").unwrap_err());
+        assert!(err.contains("folder /nonexistent/a does not exist") && err.contains("needs a guest path"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
