@@ -39,7 +39,17 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
         return Ok(install);
     }
     let _ = fs::remove_file(&stamp_path);
+    // busybox's make does not delete what a failed rule half wrote (a generated header cut short
+    // by a full disk compiles as a syntax error next time): a build that did not finish is
+    // started again from an empty folder (the compiler cache keeps that cheap).
+    let unfinished = obj.join(".teeny-unfinished");
+    if unfinished.exists() {
+        eprintln!("busybox: the last build in {obj} did not finish: building it again from a clean folder");
+        fs::remove_dir_all(&obj)?;
+    }
     fs::create_dir_all(&obj)?;
+    crate::disk::require_space(&obj, 200 * crate::disk::MIB, &format!("building busybox in {obj}"))?;
+    fs::write(&unfinished, "")?;
     let runner = ctx.runner()?;
     let o = format!("O={obj}");
     let step = |args: &[&str]| {
@@ -83,6 +93,7 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
         bail!("{binary} is dynamically linked: set CONFIG_STATIC=y in {fragment_path} (the initramfs has no libc)");
     }
     runner.run(&step(&["install"]))?;
+    fs::remove_file(&unfinished)?;
     // Written last: an interrupted build is redone next time.
     if let Some(stamp) = stamp {
         write_atomic(&stamp_path, stamp.as_bytes())?;

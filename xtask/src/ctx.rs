@@ -173,20 +173,7 @@ pub fn absolute(p: Utf8PathBuf) -> Result<Utf8PathBuf> {
     Ok(cwd.join(p))
 }
 
-/// Writes `path` via a temporary sibling and a rename, so an interrupted run never leaves a
-/// half-written file where a good one was.
-pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_sibling(path);
-    fs_err::write(&tmp, bytes)?;
-    fs_err::rename(&tmp, path)?;
-    Ok(())
-}
-
-/// `dir/.name.tmp-PID`: hidden, unique per process, on the same filesystem as `path`.
-pub fn tmp_sibling(path: &Utf8Path) -> Utf8PathBuf {
-    let name = path.file_name().unwrap_or("out");
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
+pub use crate::disk::{tmp_sibling, write_atomic};
 
 /// Hex sha256 of some bytes, for stamps and image tags.
 pub fn sha256_hex(parts: &[&[u8]]) -> String {

@@ -532,6 +532,9 @@ fn compile(
     profile: &Profile,
     start: std::time::Instant,
 ) -> Result<Kernel> {
+    // kbuild deletes the target a failed rule was writing (.DELETE_ON_ERROR), so a build that
+    // ran out of space resumes cleanly once there is room; say so before it starts, not deep in it.
+    crate::disk::require_space(obj, crate::disk::GIB, &format!("building the kernel in {obj}"))?;
     let stats_log = obj.join(".teeny-ccache-stats.log");
     let build = crate::distcc::compile(ctx, &stats_log, |jobs| make(ctx, tree, obj, &[&format!("-j{jobs}")]))?;
     install_modules(ctx, tree, obj, profile)?;

@@ -6,6 +6,7 @@ mod builder;
 mod busybox;
 mod ccache;
 mod ctx;
+mod disk;
 mod distcc;
 mod elf;
 mod gdb;

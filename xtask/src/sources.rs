@@ -4,7 +4,7 @@
 //! name and are renamed only once verified. `--kernel-source` / `--busybox-source` (or
 //! `TEENY_KERNEL_SOURCE` / `TEENY_BUSYBOX_SOURCE`) replace the pin with a local tarball or tree.
 
-use crate::ctx::{Ctx, hex, tmp_sibling, write_atomic};
+use crate::ctx::{Ctx, hex, write_atomic};
 use crate::runner::Step;
 use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -123,12 +123,13 @@ pub fn fetch(ctx: &Ctx, package: Package) -> Result<Tree> {
             let downloads = downloads_dir(ctx);
             let tarball = downloads.join(pin.file_name());
             let name = format!("{}-{}", pin.name, pin.version);
-            if let Some(tree) = unpacked(ctx, package, &name, &pin.sha256)? {
-                // Unpacked from bytes that matched the pin: no need to hash the tarball again.
-                return Ok(tree);
-            }
             if tarball.exists() {
-                verify(&tarball, &pin.sha256)?;
+                // Checked whenever it is there (hashed again only when its size or mtime
+                // changed): a wrong tarball is named even if its tree was unpacked before.
+                verify_cached(ctx, &tarball, &pin.sha256)?;
+            } else if let Some(tree) = unpacked(ctx, package, &name, &pin.sha256)? {
+                // Unpacked from bytes that matched the pin, whose tarball is gone since.
+                return Ok(tree);
             } else {
                 download(pin, &tarball)?;
             }
@@ -137,9 +138,9 @@ pub fn fetch(ctx: &Ctx, package: Package) -> Result<Tree> {
     }
 }
 
-/// The sha256 of a tarball override, remembered by path, size and mtime: hashing the kernel's
-/// 140 MB on every command would cost more than a whole boot.
-fn cached_sha256(ctx: &Ctx, path: &Utf8Path) -> Result<String> {
+/// The sha256 of a tarball, remembered by path, size and mtime: hashing the kernel's 140 MB on
+/// every command would cost more than a whole boot. `expected`: only a match is remembered.
+fn cached_sha256_of(ctx: &Ctx, path: &Utf8Path, expected: Option<&str>) -> Result<String> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(path)?;
     let key = format!("{path} {} {}.{}", meta.len(), meta.mtime(), meta.mtime_nsec());
@@ -153,9 +154,20 @@ fn cached_sha256(ctx: &Ctx, path: &Utf8Path) -> Result<String> {
         return Ok(sha);
     }
     let sha = sha256_file(path, None)?;
-    fs::create_dir_all(cache.parent().unwrap())?;
-    write_atomic(&cache, format!("{key} {sha}").as_bytes())?;
+    if expected.is_none_or(|e| e == sha) {
+        fs::create_dir_all(cache.parent().unwrap())?;
+        write_atomic(&cache, format!("{key} {sha}").as_bytes())?;
+    }
     Ok(sha)
+}
+
+fn cached_sha256(ctx: &Ctx, path: &Utf8Path) -> Result<String> {
+    cached_sha256_of(ctx, path, None)
+}
+
+/// Checks a pinned tarball against its sha256 (hashed again only when it changed).
+fn verify_cached(ctx: &Ctx, path: &Utf8Path, expected: &str) -> Result<()> {
+    check_sha(path, expected, &cached_sha256_of(ctx, path, Some(expected))?)
 }
 
 /// `build/src/NAME` if it was unpacked from the tarball with sha256 `sha`.
@@ -195,11 +207,16 @@ fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &st
         return Ok(tree);
     }
     let stamp = src.join(format!(".{name}.sha256"));
-    // Unpack beside the destination and rename: an interrupted extraction is never taken for a tree.
-    let tmp = tmp_sibling(&dest);
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp)?;
-    }
+    crate::disk::remove_stale(&src);
+    let needed = match package {
+        Package::Linux => 2 * crate::disk::GIB,
+        Package::Busybox => 100 * crate::disk::MIB,
+    };
+    crate::disk::require_space(&src, needed, &format!("unpacking {tarball}"))?;
+    // Unpack beside the destination and rename: an interrupted extraction is never taken for a
+    // tree, and a failed one is removed.
+    let guard = crate::disk::Tmp::beside(&dest);
+    let tmp = guard.path().to_owned();
     fs::create_dir_all(&tmp)?;
     let tarball_dir = tarball.parent().context("tarball has no parent folder")?;
     let step = Step::new(&src, &["tar", "-xf", tarball.as_str(), "-C", tmp.as_str()])
@@ -215,7 +232,7 @@ fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &st
         fs::remove_dir_all(&dest)?;
     }
     fs::rename(&top, &dest)?;
-    fs::remove_dir(&tmp)?;
+    drop(guard);
     write_atomic(&stamp, sha.as_bytes())?;
     eprintln!("unpacked {} {version} into {dest}", package.name());
     Ok(Tree { dir: dest, version, user_dir: false, id: Some(sha.to_owned()) })
@@ -246,6 +263,7 @@ pub fn makefile_version(text: &str) -> Option<String> {
 }
 
 /// Fails unless `path` has the expected sha256, naming the file and both sums.
+#[cfg(test)]
 pub fn verify(path: &Utf8Path, expected: &str) -> Result<()> {
     check_sha(path, expected, &sha256_file(path, None)?)
 }
