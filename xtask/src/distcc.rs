@@ -63,18 +63,32 @@ fn compiles_ok(stats: &str) -> Option<u64> {
     stats.lines().find_map(|l| l.strip_prefix("dcc_compile_ok ")?.trim().parse().ok())
 }
 
+/// The most compile slots one worker may claim.
+const MAX_SLOTS: usize = 1024;
+
 /// Parses one `HOST[:PORT][/JOBS]` of `--distcc`.
 pub fn parse_worker(spec: &str) -> Result<Worker> {
     let bad = |why: &str| anyhow::anyhow!("distcc worker `{spec}`: {why} (expected HOST[:PORT][/JOBS])");
     let (rest, slots) = match spec.split_once('/') {
-        Some((rest, jobs)) => {
-            (rest, jobs.parse().ok().filter(|&j| j > 0).ok_or_else(|| bad("JOBS is not a number above 0"))?)
-        }
+        Some((rest, jobs)) => (
+            rest,
+            jobs.parse()
+                .ok()
+                .filter(|j| (1..=MAX_SLOTS).contains(j))
+                .ok_or_else(|| bad("JOBS is not a number from 1 to 1024"))?,
+        ),
         None => (spec, DEFAULT_SLOTS),
     };
     let (host, port) = match rest.split_once(':') {
         Some((host, port)) => {
-            (host, port.parse().ok().filter(|&p| p > 0).ok_or_else(|| bad("PORT is not a port number"))?)
+            // distccd's statistics answer on PORT + 1, which must be a port too.
+            (
+                host,
+                port.parse()
+                    .ok()
+                    .filter(|&p| p > 0 && p < u16::MAX)
+                    .ok_or_else(|| bad("PORT is not a port number from 1 to 65534"))?,
+            )
         }
         None => (rest, DEFAULT_PORT),
     };
@@ -285,7 +299,12 @@ fn serve(ctx: &Ctx, engine: &str, s: &Serve) -> Result<()> {
         }
     }
     let image = ctx.runner()?.image().context("no builder image")?.to_owned();
-    if let Some(running) = workers_here(engine)?.into_iter().find(|w| w.port == s.port) {
+    if let Some(left) = workers_here(engine, true)?.into_iter().find(|w| w.port == s.port && !w.running) {
+        // Stopped without `distcc stop` (e.g. `docker stop`): its name would be taken.
+        eprintln!("removing {}, a worker that was stopped but not removed", left.name);
+        let _ = std::process::Command::new(engine).args(["rm", "-f", &left.name]).output();
+    }
+    if let Some(running) = workers_here(engine, false)?.into_iter().find(|w| w.port == s.port) {
         bail!(
             "a distcc worker already runs on port {} ({}): `cargo xtask distcc stop --port {}` first",
             s.port,
@@ -307,7 +326,7 @@ fn serve(ctx: &Ctx, engine: &str, s: &Serve) -> Result<()> {
     let worker = Worker { host: local_host(&s.listen).to_owned(), port: s.port, slots: s.jobs };
     let start = std::time::Instant::now();
     while worker.compiles().is_none() {
-        if start.elapsed() > Duration::from_secs(10) || !workers_here(engine)?.iter().any(|w| w.name == name) {
+        if start.elapsed() > Duration::from_secs(10) || !workers_here(engine, false)?.iter().any(|w| w.name == name) {
             let logs = std::process::Command::new(engine).args(["logs", "--tail", "5", &name]).output()?;
             let _ = std::process::Command::new(engine).args(["rm", "-f", &name]).output();
             bail!(
@@ -339,19 +358,22 @@ fn local_host(listen: &str) -> &str {
 struct Local {
     name: String,
     port: u16,
+    running: bool,
     tag: String,
     listen: String,
 }
 
-fn workers_here(engine: &str) -> Result<Vec<Local>> {
+/// The worker containers here: running ones, or with `all` stopped ones too.
+fn workers_here(engine: &str, all: bool) -> Result<Vec<Local>> {
     let format = format!(
-        "{{{{.Names}}}} {{{{.Label \"{LABEL}\"}}}} {{{{.Label \"{TAG_LABEL}\"}}}} {{{{.Label \"{LISTEN_LABEL}\"}}}}"
+        "{{{{.Names}}}} {{{{.Label \"{LABEL}\"}}}} {{{{.State}}}} {{{{.Label \"{TAG_LABEL}\"}}}} {{{{.Label \"{LISTEN_LABEL}\"}}}}"
     );
     let filter = format!("label={LABEL}");
-    let out = std::process::Command::new(engine)
-        .args(["ps", "--filter", &filter, "--format", &format])
-        .output()
-        .with_context(|| format!("cannot run {engine}"))?;
+    let mut ps = vec!["ps", "--filter", &filter, "--format", &format];
+    if all {
+        ps.push("--all");
+    }
+    let out = std::process::Command::new(engine).args(&ps).output().with_context(|| format!("cannot run {engine}"))?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
@@ -359,6 +381,7 @@ fn workers_here(engine: &str) -> Result<Vec<Local>> {
             Some(Local {
                 name: f.next()?.to_owned(),
                 port: f.next()?.parse().ok()?,
+                running: f.next()? == "running",
                 tag: f.next().unwrap_or("").to_owned(),
                 listen: f.next().unwrap_or("127.0.0.1").to_owned(),
             })
@@ -367,7 +390,9 @@ fn workers_here(engine: &str) -> Result<Vec<Local>> {
 }
 
 fn stop(engine: &str, port: Option<u16>) -> Result<()> {
-    let workers: Vec<Local> = workers_here(engine)?.into_iter().filter(|w| port.is_none_or(|p| w.port == p)).collect();
+    // Stopped ones too: a worker stopped with `docker stop` still holds its name.
+    let workers: Vec<Local> =
+        workers_here(engine, true)?.into_iter().filter(|w| port.is_none_or(|p| w.port == p)).collect();
     if workers.is_empty() {
         match port {
             Some(p) => bail!("no distcc worker runs on port {p} here (see `cargo xtask distcc status`)"),
@@ -387,7 +412,7 @@ fn stop(engine: &str, port: Option<u16>) -> Result<()> {
 
 /// The workers here, and those of `--distcc`: which answer, with which tag.
 fn status(ctx: &Ctx, engine: &str) -> Result<()> {
-    let here = workers_here(engine)?;
+    let here = workers_here(engine, false)?;
     for w in &here {
         println!("{} on port {} runs {}", w.name, w.port, w.tag);
     }
@@ -426,7 +451,7 @@ mod tests {
         assert_eq!(w[0], Worker { host: "10.0.0.2".into(), port: 3700, slots: 8 });
         assert_eq!(w[1], Worker { host: "build1".into(), port: 3632, slots: 4 });
         assert_eq!(w[0].distcc_host(), "10.0.0.2:3700/8");
-        for bad in ["host:x", "host/0", ":3632", "::1"] {
+        for bad in ["host:x", "host/0", ":3632", "::1", "host:65535", "host/1025", "host/99999999999999999999"] {
             let err = parse_worker(bad).unwrap_err().to_string();
             assert!(err.starts_with(&format!("distcc worker `{bad}`")), "{err}");
         }

@@ -211,8 +211,8 @@ enum DistccCommand {
         /// Address to listen on (0.0.0.0: every interface).
         #[arg(long, default_value = "127.0.0.1")]
         listen: String,
-        /// Port to listen on.
-        #[arg(long, default_value_t = distcc::DEFAULT_PORT)]
+        /// Port to listen on (its statistics on the next one).
+        #[arg(long, default_value_t = distcc::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..65535))]
         port: u16,
         /// Clients allowed to send compiles, as ADDRESS or ADDRESS/BITS; repeatable. Only your
         /// own network: distccd compiles whatever an allowed address sends it.
@@ -416,6 +416,11 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "-j", "2", "fetch"]).is_ok());
         let err = Cli::try_parse_from(["x", "qemu", "--timeout", "-1"]).err().unwrap().to_string();
         assert!(err.contains("seconds as a whole number, 0 or more, not `-1`") && !err.contains("'-- -1'"), "{err}");
+        assert!(
+            Cli::try_parse_from(["x", "distcc", "serve", "--port", "65535"]).is_err(),
+            "its statistics port overflows"
+        );
+        assert!(Cli::try_parse_from(["x", "distcc", "serve", "--port", "65534"]).is_ok());
     }
 
     #[test]
