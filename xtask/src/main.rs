@@ -23,11 +23,12 @@ use clap::{CommandFactory, Parser, Subcommand};
 use ctx::Ctx;
 use runner::RunnerKind;
 
+/// The help heading of the options every command takes.
+const GLOBAL: &str = "Global options (before or after the command)";
+
 /// Build a tiny Linux system (kernel + static busybox in an initramfs) and boot it in qemu.
 ///
 /// Every `make` runs with an out-of-tree `O=` folder under build/ inside a Docker builder image.
-const GLOBAL: &str = "Global options (before or after the command)";
-
 #[derive(Parser)]
 #[command(bin_name = "cargo xtask", arg_required_else_help = true)]
 struct Cli {
@@ -428,5 +429,6 @@ mod tests {
         let help = Cli::command().render_help().to_string();
         let global = help.find(GLOBAL).expect("global heading");
         assert!(help[global..].contains("--build-dir") && help[global..].contains("--no-ccache"), "{help}");
+        assert!(help.starts_with("Build a tiny Linux system"), "the about text: {help}");
     }
 }
