@@ -84,7 +84,20 @@ pub fn others() -> Vec<Arch> {
 pub fn xtask_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let built = Command::new(env!("CARGO")).args(["build", "-q", "-p", "xtask"]).current_dir(root()).status();
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "-q", "-p", "xtask"]).current_dir(root());
+        // What cargo sets for this test process (CARGO_MANIFEST_DIR=…/tests, CARGO_PKG_NAME=
+        // tests, …) would reach build scripts that watch those names (ring's does), rebuild
+        // them and xtask (a minute and a half), and again at the next plain `cargo xtask`.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let ours =
+                ["CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"];
+            if key.starts_with("CARGO_PKG_") || key.starts_with("CARGO_MANIFEST_") || ours.contains(&key.as_ref()) {
+                cargo.env_remove(key.as_ref());
+            }
+        }
+        let built = cargo.status();
         assert!(built.unwrap().success(), "cargo build -p xtask failed");
         Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("debug/xtask")
     })

@@ -149,6 +149,7 @@ impl Ctx {
         let me = format!("pid {} {}", std::process::id(), std::env::args().collect::<Vec<_>>().join(" "));
         file.set_len(0)?;
         std::os::unix::fs::FileExt::write_all_at(file.file(), me.as_bytes(), 0)?;
+        held().push(std::os::fd::AsRawFd::as_raw_fd(file.file()));
         Ok(Lock { file })
     }
 }
@@ -160,7 +161,26 @@ pub struct Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
+        // Under the registry's lock, so that `release_locks` never empties a closed descriptor.
+        let mut held = held();
+        held.retain(|&fd| fd != std::os::fd::AsRawFd::as_raw_fd(self.file.file()));
         let _ = self.file.set_len(0);
+    }
+}
+
+/// The descriptors of the locks this process holds.
+fn held() -> std::sync::MutexGuard<'static, Vec<std::os::fd::RawFd>> {
+    static HELD: std::sync::Mutex<Vec<std::os::fd::RawFd>> = std::sync::Mutex::new(Vec::new());
+    HELD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Empties the files of every lock this process holds, as their drops would: for the signal
+/// handler, which exits without running them. A lock file left with its holder's line would
+/// make the next build take it for one of a process that died, and stop containers for it.
+pub fn release_locks() {
+    for &fd in held().iter() {
+        // SAFETY: ftruncate on a descriptor that a live `Lock` owns (its drop removes it first).
+        unsafe { libc::ftruncate(fd, 0) };
     }
 }
 
@@ -204,4 +224,46 @@ pub fn clean(ctx: &Ctx, all: bool) -> Result<()> {
         if path.is_dir() { fs_err::remove_dir_all(&path)? } else { fs_err::remove_file(&path)? }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_lock_file_is_emptied_by_its_drop_and_by_release_locks() {
+        let dir =
+            Utf8PathBuf::try_from(std::env::temp_dir()).unwrap().join(format!("teeny-lock-{}", std::process::id()));
+        let ctx = Ctx::new(Settings {
+            arch: crate::arch::host().unwrap(),
+            build: Some(dir.clone()),
+            jobs: 1,
+            runner: RunnerKind::Host,
+            kernel_source: None,
+            busybox_source: None,
+            kernel_configs: None,
+            ccache_dir: None,
+            no_ccache: true,
+            distcc: Vec::new(),
+            verbose: false,
+        })
+        .unwrap();
+        let obj = dir.join("obj/linux-x");
+        let holder = || fs_err::read_to_string(format!("{obj}.lock")).unwrap();
+        let lock = ctx.lock(&obj).unwrap();
+        assert!(holder().starts_with(&format!("pid {} ", std::process::id())), "{}", holder());
+        let fd = lock.file.file().as_raw_fd();
+        assert!(held().contains(&fd));
+        // What the signal handler does before it exits: the lock is still held, its file empty.
+        release_locks();
+        assert_eq!(holder(), "");
+        drop(lock);
+        assert!(!held().contains(&fd), "a dropped lock stays in the registry");
+        let lock = ctx.lock(&obj).unwrap();
+        assert!(!holder().is_empty());
+        drop(lock);
+        assert_eq!(holder(), "");
+        fs_err::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -380,6 +380,8 @@ pub fn stop_steps_on_signals() -> Result<()> {
                 eprintln!("\ninterrupted: stopping the running step");
                 stop(&current);
             }
+            // After the step is stopped: a build waiting for the lock must not start beside it.
+            crate::ctx::release_locks();
             std::process::exit(128 + sig);
         }
     });

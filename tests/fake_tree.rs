@@ -1,0 +1,556 @@
+//! The fake kernel tree tier: `cargo xtask` as a user runs it, in the real builder image, on
+//! tests/fakelinux, a kernel *source tree* whose make answers every target xtask calls in
+//! milliseconds (see its Makefile). What a build does around make is checked in seconds:
+//! locks, signals, logs, the checks before anything runs, exit statuses, the build record.
+//!
+//! They need Docker (the builder image is built once if it is missing), but no kernel or
+//! busybox sources and no compiles. Each test copies the tree into a temporary folder of its own
+//! (the switches of the fake make go into that copy, fake-switches.mk) with a config folder of
+//! its own, and builds in this tier's build folder, target/tmp/fake-build.
+
+mod common;
+
+use common::{host, json, serial, stderr, str_at};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A config of the fake tree: allnoconfig with a setting on and one off.
+const CONFIG: &str =
+    "#: base allnoconfig\n#: description fakelinux's smallest\nCONFIG_TTY=y\n# CONFIG_PRINTK is not set\n";
+
+/// This tier's build folder: the end-to-end tier's and the user's are never touched.
+fn build_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("fake-build")
+}
+
+/// The `O=` folder of config NAME for `arch`.
+fn obj_for(arch: common::Arch, name: &str) -> PathBuf {
+    build_dir().join("obj").join(format!("linux-{}-{name}", arch.dir))
+}
+
+fn obj(name: &str) -> PathBuf {
+    obj_for(host(), name)
+}
+
+/// The log that the make steps of config NAME write.
+fn log(name: &str) -> PathBuf {
+    build_dir().join("logs").join(format!("linux-{}-{name}.log", host().dir))
+}
+
+/// The steps a run printed (`$ make …`), as it prints each before running it.
+fn steps(out: &Output) -> Vec<String> {
+    stderr(out).lines().filter(|l| l.starts_with("$ ")).map(str::to_owned).collect()
+}
+
+/// The release the tree's Makefile gives (VERSION.PATCHLEVEL.SUBLEVEL EXTRAVERSION), read as
+/// kbuild reads it.
+fn tree_version(tree: &Path) -> String {
+    let text = std::fs::read_to_string(tree.join("Makefile")).unwrap();
+    let var = |name: &str| {
+        text.lines()
+            .find_map(|l| l.split_once('=').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_owned()))
+            .unwrap_or_default()
+    };
+    format!("{}.{}.{}{}", var("VERSION"), var("PATCHLEVEL"), var("SUBLEVEL"), var("EXTRAVERSION"))
+}
+
+/// The boot image a build reported (`PATH (N bytes)`, the one that is not vmlinux).
+fn reported_boot_image(out: &Output, obj: &Path) -> PathBuf {
+    let err = stderr(out);
+    let image = err
+        .lines()
+        .filter_map(|l| l.strip_suffix(" bytes)")?.rsplit_once(" (").map(|(path, _)| PathBuf::from(path)))
+        .find(|p| p.starts_with(obj) && !p.ends_with("vmlinux"));
+    image.unwrap_or_else(|| panic!("no boot image reported in:\n{err}"))
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files_of(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path.clone());
+            }
+            files.push(path.strip_prefix(dir).unwrap().to_owned());
+        }
+    }
+    files.sort();
+    files
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let dest = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).unwrap();
+        }
+    }
+}
+
+/// Waits up to `limit` for `done`, panicking with `what` after.
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not after {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The builder image, built once per run if it is missing, so that no test's time limit
+/// includes building it.
+fn builder() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let out = common::run(&build_dir(), &["builder"], &[]);
+        assert!(out.status.success(), "cargo xtask builder failed");
+    });
+}
+
+/// A test's own copy of tests/fakelinux and its own kernel config folder, in a temporary
+/// folder (outside the repository, so that xtask mounts the tree read-only).
+struct Fake {
+    dir: PathBuf,
+    tree: PathBuf,
+    configs: PathBuf,
+}
+
+impl Fake {
+    fn new(test: &str) -> Fake {
+        builder();
+        let dir = common::temp_dir(&format!("fake-{test}"));
+        let (tree, configs) = (dir.join("linux"), dir.join("configs"));
+        copy_tree(&common::root().join("tests/fakelinux"), &tree);
+        std::fs::create_dir_all(&configs).unwrap();
+        Fake { dir, tree, configs }
+    }
+
+    /// Writes the config NAME and removes what an earlier run left of its build on every arch
+    /// (the `O=` folder, its lock, its log).
+    fn config(&self, name: &str, text: &str) {
+        std::fs::write(self.configs.join(format!("{name}.config")), text).unwrap();
+        for arch in common::ARCHES {
+            let obj = obj_for(arch, name);
+            let _ = std::fs::remove_dir_all(&obj);
+            let _ = std::fs::remove_file(obj.with_file_name(format!("linux-{}-{name}.lock", arch.dir)));
+            let _ = std::fs::remove_file(build_dir().join("logs").join(format!("linux-{}-{name}.log", arch.dir)));
+        }
+    }
+
+    fn config_text(&self, name: &str) -> String {
+        std::fs::read_to_string(self.configs.join(format!("{name}.config"))).unwrap()
+    }
+
+    /// The fake make's switches (FAKE_SLOW = 30, …), for the next make that starts.
+    fn switches(&self, text: &str) {
+        std::fs::write(self.tree.join("fake-switches.mk"), text).unwrap();
+    }
+
+    fn env(&self) -> Vec<(&'static str, &Path)> {
+        vec![("TEENY_KERNEL_SOURCE", self.tree.as_path()), ("TEENY_KERNEL_CONFIGS", self.configs.as_path())]
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    fn run_with(&self, args: &[&str], extra: &[(&str, &Path)]) -> Output {
+        let mut env = self.env();
+        env.extend_from_slice(extra);
+        common::run(&build_dir(), args, &env)
+    }
+
+    /// Starts `kernel NAME` in its own process group (as a shell starts a job) and returns
+    /// once its build is in the slow part that FAKE_SLOW gives it.
+    fn start_slow_build(&self, name: &str) -> Child {
+        let marker = obj(name).join(".fakelinux-slow");
+        let _ = std::fs::remove_file(&marker);
+        let mut cmd = common::command(&build_dir(), &["kernel", name], &self.env());
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn().unwrap();
+        let start = Instant::now();
+        while !marker.exists() {
+            if child.try_wait().unwrap().is_some() {
+                panic!("the slow build ended before its slow part:\n{}", stderr(&finish(child)));
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "the slow build did not start its slow part in 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        // A failed test's copy stays, for a look at it.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Waits for a started xtask and echoes its output, as [`common::run`] does.
+fn finish(child: Child) -> Output {
+    let out = child.wait_with_output().unwrap();
+    eprintln!("$ cargo xtask (started) -> {}\n{}{}", out.status, common::stdout(&out), stderr(&out));
+    out
+}
+
+#[test]
+fn two_builds_of_one_folder_run_one_after_the_other() {
+    let _g = serial();
+    let fake = Fake::new("locks");
+    fake.config("locks", CONFIG);
+    fake.switches("FAKE_SLOW = 3\n");
+    let first = fake.start_slow_build("locks");
+    let first_pid = first.id();
+    let first = std::thread::spawn(move || (finish(first), Instant::now()));
+    // The second build's own make is quick: if it did not wait, it would end first.
+    fake.switches("");
+    let second = fake.run(&["kernel", "locks"]);
+    let second_end = Instant::now();
+    let (first, first_end) = first.join().unwrap();
+    assert!(first.status.success() && second.status.success());
+    let err = stderr(&second);
+    let waiting = format!("waiting for {}: another cargo xtask builds there (pid {first_pid} ", obj("locks").display());
+    assert!(err.contains(&waiting), "the second build did not say it waits: {err}");
+    assert!(first_end < second_end, "the second build ended before the first one it should have waited for");
+    assert!(!err.contains("taking over the lock"), "{err}");
+}
+
+/// Sends `signal` to a slow build (to its process group with `group`, as a terminal's Ctrl-C
+/// does): its builder container must be gone within 5 s and its exit status 128 + signal.
+fn interrupt(fake: &Fake, name: &str, signal: i32, group: bool) {
+    let child = fake.start_slow_build(name);
+    let pid = child.id();
+    assert!(!common::containers_of(pid).is_empty(), "the slow build runs in no builder container");
+    let target = if group { -(pid as i32) } else { pid as i32 };
+    // SAFETY: kill(2) on a child of ours, not yet waited for.
+    assert_eq!(unsafe { libc::kill(target, signal) }, 0);
+    wait_until(Duration::from_secs(5), &format!("the builder container is gone after signal {signal}"), || {
+        common::containers_of(pid).is_empty()
+    });
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(128 + signal), "exit status after signal {signal}");
+    let err = stderr(&out);
+    assert!(err.contains("interrupted: stopping the running step"), "{err}");
+    // The one before ended through its signal handler: it let go of the lock.
+    assert!(!err.contains("taking over the lock"), "an interrupted build left its lock held: {err}");
+}
+
+#[test]
+fn sigterm_ctrl_c_and_sighup_stop_the_builder_container_and_exit_with_128_plus_the_signal() {
+    let _g = serial();
+    let fake = Fake::new("signals");
+    fake.config("signals", CONFIG);
+    fake.switches("FAKE_SLOW = 60\n");
+    interrupt(&fake, "signals", libc::SIGTERM, false);
+    interrupt(&fake, "signals", libc::SIGINT, true);
+    interrupt(&fake, "signals", libc::SIGHUP, false);
+    // And the folder builds after them.
+    fake.switches("");
+    let out = fake.run(&["kernel", "signals"]);
+    assert!(out.status.success());
+    assert!(!stderr(&out).contains("taking over the lock"), "an interrupted build left its lock held");
+}
+
+#[test]
+fn a_build_killed_with_sigkill_leaves_its_lock_to_the_next_build_which_stops_its_container() {
+    let _g = serial();
+    let fake = Fake::new("stale");
+    fake.config("stale", CONFIG);
+    fake.switches("FAKE_SLOW = 60\n");
+    let child = fake.start_slow_build("stale");
+    let pid = child.id();
+    // SAFETY: as in `interrupt`.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    assert_eq!(finish(child).status.code(), None);
+    // Nothing stopped its container: the next build of the folder must.
+    assert!(!common::containers_of(pid).is_empty(), "the killed build's container ended by itself");
+    fake.switches("");
+    let out = fake.run(&["kernel", "stale"]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    let note = format!("note: taking over the lock of {} from a process that ended", obj("stale").display());
+    assert!(err.contains(&note) && err.contains(&format!("(pid {pid} ")), "{err}");
+    assert!(err.contains("stopping its container"), "{err}");
+    wait_until(Duration::from_secs(5), "the killed build's container is gone", || {
+        common::containers_of(pid).is_empty()
+    });
+}
+
+#[test]
+fn build_output_goes_to_the_log_and_verbose_streams_it() {
+    let _g = serial();
+    let fake = Fake::new("logs");
+    fake.config("logs", CONFIG);
+    fake.switches("FAKE_SPAM = 100\n");
+    let spam = |text: &str| text.lines().filter(|l| l.starts_with("fakelinux spam ")).count();
+    let out = fake.run(&["kernel", "logs"]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("$ make") && err.contains(&format!("(output: {})", log("logs").display())), "{err}");
+    // The terminal gets one status line, which the fake make's first line (not spam) fills.
+    assert_eq!(spam(&err), 0, "make's output is in the log only: {err}");
+    let logged = std::fs::read_to_string(log("logs")).unwrap();
+    assert_eq!(spam(&logged), 100, "{logged}");
+    assert!(logged.contains("fakelinux spam 100 of 100"));
+    let out = fake.run(&["-v", "kernel", "logs"]);
+    assert!(out.status.success());
+    assert_eq!(spam(&stderr(&out)), 100, "-v streams all of it");
+}
+
+#[test]
+fn an_unwritable_ccache_folder_is_named_before_anything_runs() {
+    let _g = serial();
+    let fake = Fake::new("ccache-bad");
+    fake.config("ccache-bad", CONFIG);
+    let out = fake.run_with(&["kernel", "ccache-bad"], &[("TEENY_CCACHE_DIR", Path::new("/proc/teeny"))]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("the ccache folder /proc/teeny is not writable"), "{err}");
+    assert!(steps(&out).is_empty() && !log("ccache-bad").exists(), "a step ran: {err}");
+}
+
+#[test]
+fn paths_with_a_space_are_refused_before_anything_runs() {
+    let _g = serial();
+    let fake = Fake::new("spaces");
+    fake.config("spaces", CONFIG);
+    let spaced = fake.dir.join("fake build");
+    let out = common::run(&spaced, &["kernel", "spaces"], &fake.env());
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&format!("the build folder {} contains a space", spaced.display())), "{err}");
+    assert!(steps(&out).is_empty() && !spaced.join("logs").exists(), "a step ran: {err}");
+    // A tree in a folder with a space, the same.
+    let tree = fake.dir.join("linux tree");
+    copy_tree(&fake.tree, &tree);
+    let env = [("TEENY_KERNEL_SOURCE", tree.as_path()), ("TEENY_KERNEL_CONFIGS", fake.configs.as_path())];
+    let out = common::run(&build_dir(), &["kernel", "spaces"], &env);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&format!("the kernel source {} contains a space", tree.display())), "{err}");
+    assert!(steps(&out).is_empty() && !log("spaces").exists(), "a step ran: {err}");
+}
+
+#[test]
+fn a_failing_kernel_build_exits_125_under_qemu_before_busybox_and_1_with_the_logs_end() {
+    let _g = serial();
+    let fake = Fake::new("broken");
+    fake.config("broken", CONFIG);
+    fake.switches("FAKE_FAIL = 1\n");
+    let out = fake.run(&["qemu", "--kernel", "broken", "--", "true"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("(exit status 125: the command did not run"), "{err}");
+    // The kernel is built first: its failure leaves busybox and the initramfs unbuilt.
+    assert!(!steps(&out).is_empty() && steps(&out).iter().all(|s| !s.contains("busybox")), "{err}");
+    assert!(!build_dir().join("obj").join(format!("busybox-{}", host().dir)).exists());
+    assert!(!build_dir().join(format!("initramfs-busybox-{}.cpio.gz", host().dir)).exists());
+
+    let out = fake.run(&["kernel", "broken"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("failed: exit status: 2; last lines of {}:", log("broken").display())), "{err}");
+    assert!(err.contains("  | init/fake.c:1:1: error: fakelinux fails this build"), "{err}");
+}
+
+#[test]
+fn the_build_record_names_the_tree_the_compiler_the_commands_and_what_came_out() {
+    let _g = serial();
+    let fake = Fake::new("record");
+    fake.config("record", &format!("{CONFIG}CONFIG_LOCALVERSION=\"-rec\"\n"));
+    let before = files_of(&fake.tree);
+    let out = fake.run(&["kernel", "record"]);
+    assert!(out.status.success());
+    let obj = obj("record");
+    let release = std::fs::read_to_string(obj.join("include/config/kernel.release")).unwrap().trim().to_owned();
+    assert_eq!(release, format!("{}-rec", tree_version(&fake.tree)), "CONFIG_LOCALVERSION reached the build");
+    assert!(stderr(&out).contains(&format!("kernel release {release}\n")), "{}", stderr(&out));
+
+    let record = json(&obj.join("teeny-build.json"));
+    assert_eq!(str_at(&record, "/config"), "record");
+    assert_eq!(str_at(&record, "/arch"), host().name);
+    assert_eq!(str_at(&record, "/base"), "allnoconfig");
+    assert_eq!(str_at(&record, "/source/version"), tree_version(&fake.tree));
+    assert_eq!(str_at(&record, "/source/dir"), fake.tree.to_str().unwrap());
+    assert!(record.pointer("/source/sha256").unwrap().is_null(), "a tree has no tarball checksum");
+    let dot_config = std::fs::read_to_string(obj.join(".config")).unwrap();
+    let cc = dot_config.lines().find_map(|l| l.strip_prefix("CONFIG_CC_VERSION_TEXT=")).unwrap();
+    assert_eq!(str_at(&record, "/gcc"), cc.trim_matches('"'));
+    let make: Vec<&str> = record["make"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    let o = format!("make O={} ", obj.display());
+    assert!(make.len() == 3 && make.iter().all(|m| m.starts_with(&o)), "{make:?}");
+    assert!(make[0].ends_with(" allnoconfig") && make[1].ends_with(" olddefconfig"), "{make:?}");
+    assert!(make[2].split(' ').last().unwrap().starts_with("-j"), "{make:?}");
+    let image = reported_boot_image(&out, &obj);
+    for (key, file) in [("vmlinux", obj.join("vmlinux")), ("bzimage", image)] {
+        let bytes = record[key]["bytes"].as_u64().unwrap();
+        assert_eq!(bytes, std::fs::metadata(&file).unwrap().len(), "{key}: {}", file.display());
+        assert_eq!(record[key]["sha256"].as_str().unwrap().len(), 64);
+    }
+    assert_eq!(record["warnings"].as_u64(), Some(0));
+    assert_eq!(files_of(&fake.tree), before, "the build wrote into the tree");
+}
+
+#[test]
+fn a_source_tree_always_runs_make_and_an_edit_in_it_is_rebuilt() {
+    let _g = serial();
+    let fake = Fake::new("tree");
+    fake.config("tree", CONFIG);
+    let out = fake.run(&["kernel", "tree"]);
+    assert!(out.status.success() && steps(&out).len() == 3, "base config, olddefconfig, build");
+    // Only make knows what changed in a tree: it runs again, on the .config it has.
+    let out = fake.run(&["kernel", "tree"]);
+    let err = stderr(&out);
+    assert!(out.status.success() && !err.contains("is up to date"), "{err}");
+    let steps_run = steps(&out);
+    assert!(steps_run.len() == 1 && steps_run[0].split(' ').last().unwrap().starts_with("-j"), "{err}");
+    // One edit in the tree: its version changes, so it is configured again, and built.
+    let makefile = fake.tree.join("Makefile");
+    let text = std::fs::read_to_string(&makefile).unwrap();
+    std::fs::write(&makefile, text.replacen("\nEXTRAVERSION = ", "\nEXTRAVERSION = -edited", 1)).unwrap();
+    let edited = tree_version(&fake.tree);
+    assert!(edited.contains("-edited"), "{edited}");
+    let out = fake.run(&["kernel", "tree"]);
+    assert!(out.status.success() && steps(&out).len() == 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("kernel release {edited}\n")), "{}", stderr(&out));
+}
+
+#[test]
+fn every_arch_builds_its_boot_image_with_its_cross_compiler() {
+    let _g = serial();
+    let fake = Fake::new("arches");
+    fake.config("arches", CONFIG);
+    for arch in common::ARCHES {
+        let out = fake.run(&["--arch", arch.name, "kernel", "arches"]);
+        assert!(out.status.success(), "{}", arch.name);
+        let obj = obj_for(arch, "arches");
+        let image = reported_boot_image(&out, &obj);
+        assert!(image.starts_with(obj.join("arch")), "{}", image.display());
+        assert!(std::fs::read_to_string(&image).unwrap().starts_with("fakelinux boot image"));
+        assert_eq!(str_at(&json(&obj.join("teeny-build.json")), "/arch"), arch.name);
+        // The fake vmlinux names make's CROSS_COMPILE=: none for the host's arch.
+        let vmlinux = std::fs::read_to_string(obj.join("vmlinux")).unwrap();
+        let cross = vmlinux.lines().find_map(|l| l.split_once(" CROSS_COMPILE=")).unwrap().1;
+        assert_eq!(cross.is_empty(), arch.name == host().name, "{}: CROSS_COMPILE={cross}", arch.name);
+    }
+}
+
+#[test]
+fn kernel_save_writes_a_hand_edit_back_in_place_and_nothing_when_nothing_changed() {
+    let _g = serial();
+    let fake = Fake::new("save");
+    let text = "#: base allnoconfig\n# a comment that stays\nCONFIG_TTY=y\n# CONFIG_PRINTK is not set\n";
+    fake.config("save", text);
+    assert!(fake.run(&["kernel", "save", "--configure"]).status.success());
+    let dot_config = obj("save").join(".config");
+    common::edit_config(&dot_config, "CONFIG_TTY=y", "# CONFIG_TTY is not set");
+    common::edit_config(&dot_config, "# CONFIG_NET is not set", "CONFIG_NET=y");
+    let out = fake.run(&["kernel", "save", "--save"]);
+    assert!(out.status.success() && stderr(&out).contains("saved 2 changed setting(s)"), "{}", stderr(&out));
+    let saved = "#: base allnoconfig\n# a comment that stays\n# CONFIG_TTY is not set\n# CONFIG_PRINTK is not set\nCONFIG_NET=y\n";
+    assert_eq!(fake.config_text("save"), saved);
+    let out = fake.run(&["kernel", "save", "--save"]);
+    assert!(out.status.success() && stderr(&out).contains("nothing to save"), "{}", stderr(&out));
+    assert_eq!(fake.config_text("save"), saved);
+}
+
+#[test]
+fn a_setting_kconfig_dropped_is_explained_from_the_trees_kconfig() {
+    let _g = serial();
+    let fake = Fake::new("dropped");
+    fake.config("dropped", "#: base allnoconfig\nCONFIG_NET=y\nCONFIG_FAKE_NET_TOOL=y\nCONFIG_NO_SUCH_OPTION=y\n");
+    fake.switches("FAKE_DROP = FAKE_NET_TOOL NO_SUCH_OPTION\n");
+    let out = fake.run(&["kernel", "dropped", "--configure"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("settings that did not take effect after olddefconfig:"), "{err}");
+    assert!(err.contains("  CONFIG_FAKE_NET_TOOL: requested y, got n; bool \"A fake option that needs networking\"; Depends on: NET [=y]"), "{err}");
+    assert!(err.contains("  CONFIG_NO_SUCH_OPTION: requested y, but no Kconfig defines it"), "{err}");
+    // The fake's .config is what its Kconfig gives, as kconfiglib reads it.
+    assert!(!err.contains("differently from conf"), "{err}");
+}
+
+#[test]
+fn fragments_and_arch_defconfigs_come_from_the_tree_and_unknown_ones_are_refused_before_make() {
+    let _g = serial();
+    let fake = Fake::new("fragments");
+    fake.config("fragments", "#: base teeny_defconfig\n#: merge teeny_fake.config teeny_arch.config\nCONFIG_TTY=y\n");
+    assert!(fake.run(&["kernel", "fragments", "--configure"]).status.success());
+    let config = common::config_of(&obj("fragments").join(".config"));
+    let value = |symbol: &str| config.iter().rev().find(|(k, _)| k == symbol).map(|(_, v)| v.as_str());
+    // teeny_defconfig's, kernel/configs/'s, arch/*/configs/'s and ours.
+    assert_eq!((value("NET"), value("MODULES")), (Some("y"), Some("n")), "{config:?}");
+    assert_eq!(value("FAKE_NET_TOOL"), Some("y"), "{config:?}");
+    assert!(value("FAKE_ARCH").is_some_and(|v| v.len() > 2), "{config:?}");
+    assert_eq!(value("TTY"), Some("y"));
+
+    fake.config("nobase", "#: base nosuch_defconfig\n");
+    let out = fake.run(&["kernel", "nobase", "--configure"]);
+    assert!(!out.status.success() && steps(&out).is_empty(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("base target `nosuch_defconfig` is unknown to this kernel"), "{}", stderr(&out));
+    fake.config("nofragment", "#: base allnoconfig\n#: merge nosuch.config\n");
+    let out = fake.run(&["kernel", "nofragment", "--configure"]);
+    assert!(!out.status.success() && steps(&out).is_empty(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("fragment nosuch.config is in neither"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_modules_config_installs_its_modules_into_a_layer_of_their_own() {
+    use std::io::Read;
+    let _g = serial();
+    let fake = Fake::new("modules");
+    fake.config("modules", "#: base allnoconfig\nCONFIG_MODULES=y\n");
+    let out = fake.run(&["kernel", "modules"]);
+    let err = stderr(&out);
+    assert!(out.status.success() && steps(&out).iter().any(|s| s.contains(" modules_install ")), "{err}");
+    let layer = obj("modules").join("teeny-modules.cpio.gz");
+    assert!(err.contains(&format!("{} (", layer.display())) && err.contains(" bytes, 1 module)"), "{err}");
+    let release = std::fs::read_to_string(obj("modules").join("include/config/kernel.release")).unwrap();
+    let mut cpio = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&layer).unwrap()).read_to_end(&mut cpio).unwrap();
+    let mut names = Vec::new();
+    let mut cursor = std::io::Cursor::new(cpio.as_slice());
+    loop {
+        let reader = cpio::NewcReader::new(cursor).unwrap();
+        if reader.entry().is_trailer() {
+            break;
+        }
+        names.push(reader.entry().name().to_owned());
+        cursor = reader.finish().unwrap();
+    }
+    let module = format!("lib/modules/{}/kernel/fake/teeny_fake.ko", release.trim());
+    assert!(names.contains(&module), "{module} not in {names:?}");
+}
+
+#[test]
+fn the_compiler_cache_serves_the_same_compile_in_another_o_folder() {
+    let _g = serial();
+    let fake = Fake::new("ccache");
+    fake.switches("FAKE_CC = 1\n");
+    let cache = fake.dir.join("ccache");
+    let env = [("TEENY_CCACHE_DIR", cache.as_path())];
+    let counts = |name: &str| {
+        let record = json(&obj(name).join("teeny-build.json"));
+        (record["ccache"]["hits"].as_u64(), record["ccache"]["misses"].as_u64())
+    };
+    for name in ["ccache-a", "ccache-b"] {
+        fake.config(name, CONFIG);
+    }
+    assert!(fake.run_with(&["kernel", "ccache-a"], &env).status.success());
+    assert_eq!(counts("ccache-a"), (Some(0), Some(1)), "a cold cache");
+    assert!(fake.run_with(&["kernel", "ccache-b"], &env).status.success());
+    assert_eq!(counts("ccache-b"), (Some(1), Some(0)), "the same compile in another O= folder");
+    assert!(fake.run_with(&["--no-ccache", "kernel", "ccache-b"], &env).status.success());
+    assert!(json(&obj("ccache-b").join("teeny-build.json"))["ccache"].is_null(), "--no-ccache");
+}
