@@ -263,7 +263,7 @@ fn sigterm_ctrl_c_and_sighup_stop_the_builder_container_and_exit_with_128_plus_t
 }
 
 #[test]
-fn a_build_killed_with_sigkill_leaves_its_lock_to_the_next_build_which_stops_its_container() {
+fn a_build_killed_with_sigkill_takes_its_container_along_and_leaves_its_lock_to_the_next_build() {
     let _g = serial();
     let fake = Fake::new("stale");
     fake.config("stale", CONFIG);
@@ -273,18 +273,37 @@ fn a_build_killed_with_sigkill_leaves_its_lock_to_the_next_build_which_stops_its
     // SAFETY: as in `interrupt`.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     assert_eq!(finish(child).status.code(), None);
-    // Nothing stopped its container: the next build of the folder must.
-    assert!(!common::containers_of(pid).is_empty(), "the killed build's container ended by itself");
+    // Nothing could stop its container but the container itself: its input ended with xtask.
+    wait_until(Duration::from_secs(10), "the killed build's container is gone by itself", || {
+        common::containers_of(pid).is_empty()
+    });
+    // The lock file still names the killed build: the next build takes the lock over.
     fake.switches("");
     let out = fake.run(&["kernel", "stale"]);
     assert!(out.status.success());
     let err = stderr(&out);
     let note = format!("note: taking over the lock of {} from a process that ended", obj("stale").display());
     assert!(err.contains(&note) && err.contains(&format!("(pid {pid} ")), "{err}");
-    assert!(err.contains("stopping its container"), "{err}");
-    wait_until(Duration::from_secs(5), "the killed build's container is gone", || {
-        common::containers_of(pid).is_empty()
+}
+
+#[test]
+fn the_log_is_written_as_the_build_runs_and_the_last_runs_is_kept() {
+    let _g = serial();
+    let fake = Fake::new("log-live");
+    fake.config("log-live", CONFIG);
+    fake.switches("FAKE_SPAM = 3\n");
+    assert!(fake.run(&["kernel", "log-live"]).status.success());
+    let first = std::fs::read_to_string(log("log-live")).unwrap();
+    assert!(first.contains("fakelinux spam 3 of 3"), "{first}");
+    // While the next build runs, its lines are in the log already; the first run's is `.log.1`.
+    fake.switches("FAKE_SLOW = 5\n");
+    let child = fake.start_slow_build("log-live");
+    wait_until(Duration::from_secs(10), "the running build's lines in its log", || {
+        std::fs::read_to_string(log("log-live")).is_ok_and(|l| l.lines().any(|l| l.trim_start().starts_with("CC")))
     });
+    let previous = log("log-live").with_extension("log.1");
+    assert_eq!(std::fs::read_to_string(&previous).unwrap(), first, "the previous run's log");
+    assert!(finish(child).status.success());
 }
 
 #[test]

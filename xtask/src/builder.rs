@@ -4,6 +4,7 @@
 //! unchanged image is never rebuilt and an edited one is rebuilt on the next command that needs it.
 
 use crate::ctx::Ctx;
+use crate::runner::Step;
 use anyhow::{Context, Result, bail};
 use fs_err as fs;
 
@@ -30,29 +31,27 @@ pub fn identity(ctx: &Ctx) -> Result<String> {
     }
 }
 
-/// Makes sure the builder image exists for this Dockerfile; returns its tag.
+/// Makes sure the builder image exists for this Dockerfile; returns its tag. The build is a
+/// step like the others: its command, one live status line, the full output in
+/// build/logs/builder-image.log (`-v` streams it).
 pub fn ensure(ctx: &Ctx, engine: &str) -> Result<String> {
     check_engine(engine)?;
     let dockerfile = ctx.root.join("docker/Dockerfile");
     let tag = tag(ctx)?;
-    let sh = xshell::Shell::new()?;
-    let id = "{{.Id}}";
-    if xshell::cmd!(sh, "{engine} image inspect --format {id} {tag}")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_ok()
-    {
+    let inspect = std::process::Command::new(engine)
+        .args(["image", "inspect", "--format", "{{.Id}}", &tag])
+        .output()
+        .with_context(|| format!("cannot run {engine}"))?;
+    if inspect.status.success() {
         return Ok(tag);
     }
     let context = ctx.root.join("docker");
     // The image knows its own tag, so that distcc workers can say which one they run.
     let arg = format!("TEENY_TAG={tag}");
-    eprintln!("$ {engine} build --tag {tag} --build-arg {arg} --file {dockerfile} {context}");
-    xshell::cmd!(sh, "{engine} build --tag {tag} --build-arg {arg} --file {dockerfile} {context}")
-        .quiet()
-        .run()
+    let argv = [engine, "build", "--tag", &tag, "--build-arg", &arg, "--file", dockerfile.as_str(), context.as_str()];
+    let step = Step::new(&ctx.root, &argv).log("builder-image");
+    crate::runner::Runner::new(None, ctx.build.join("logs"), ctx.verbose)
+        .run(&step)
         .with_context(|| format!("building the builder image from {dockerfile} failed"))?;
     Ok(tag)
 }

@@ -102,10 +102,18 @@ pub struct Container {
     pub utf8: bool,
 }
 
+/// The image's wrapper that ends a step's command when its standard input closes
+/// (docker/teeny-run): xtask holds it open, so the build dies with the xtask that started it.
+pub const WATCHDOG: &str = "teeny-run";
+
 /// The full `docker run …` argv for a step, in a container called `name` (so that it can be
-/// stopped by name on an interrupt). Pure, so it is unit-tested.
-pub fn container_argv(c: &Container, step: &Step, name: &str) -> Vec<String> {
+/// stopped by name on an interrupt); with `watched`, the command runs under [`WATCHDOG`] with
+/// stdin kept open. Pure, so it is unit-tested.
+pub fn container_argv(c: &Container, step: &Step, name: &str, watched: bool) -> Vec<String> {
     let mut argv: Vec<String> = vec![c.engine.clone(), "run".into(), "--rm".into(), "--init".into()];
+    if watched {
+        argv.push("--interactive".into());
+    }
     argv.push(format!("--name={name}"));
     // Files in build/ belong to the user, not to root.
     argv.push(format!("--user={}:{}", c.uid, c.gid));
@@ -144,6 +152,9 @@ pub fn container_argv(c: &Container, step: &Step, name: &str) -> Vec<String> {
         argv.push(format!("--env={k}={v}"));
     }
     argv.push(c.image.clone());
+    if watched {
+        argv.push(WATCHDOG.into());
+    }
     argv.extend(step.argv.iter().cloned());
     argv
 }
@@ -205,7 +216,7 @@ impl Runner {
     /// Prints the step as the user would type it, then runs it to completion, logging its output.
     pub fn run(&self, step: &Step) -> Result<()> {
         eprintln!("$ {}", display(&step.argv));
-        let (mut cmd, argv, name) = self.command(step);
+        let (mut cmd, argv, name) = self.command(step, !step.interactive);
         if step.interactive {
             let status = cmd.status().with_context(|| format!("cannot start {}", argv[0]))?;
             anyhow::ensure!(status.success(), "`{}` failed: {status}", display(&step.argv));
@@ -213,13 +224,25 @@ impl Runner {
         }
         // Like a CI job: build steps never wait for input. Their own process group, so that a
         // Ctrl-C reaches them only through `stop_steps_on_signals` (which also stops the container).
-        cmd.stdin(Stdio::null()).process_group(0);
+        // In a container, stdin is a pipe that only this process holds: when it dies, even by
+        // SIGKILL, the container's command sees its input end and stops (docker/teeny-run); the
+        // engine's client gets SIGKILL then too.
+        cmd.stdin(if self.container.is_some() { Stdio::piped() } else { Stdio::null() }).process_group(0);
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let log_path = self.log_path(step);
         let mut log = self.open_log(&log_path, &step.log)?;
-        writeln!(log, "$ {}", display(&step.argv))?;
+        let logged = || format!("writing {log_path}");
+        writeln!(log, "$ {}", display(&step.argv)).with_context(logged)?;
         let (reader, writer) = std::io::pipe().context("creating a pipe")?;
         cmd.stdout(writer.try_clone()?).stderr(writer);
         let mut child = cmd.spawn().with_context(|| format!("cannot start {}", argv[0]))?;
+        let _stdin = child.stdin.take();
         // The Command holds the pipe's write end: drop it, or the output never ends.
         drop(cmd);
         let current = Current { pid: child.id(), container: self.container.as_ref().map(|c| (c.engine.clone(), name)) };
@@ -229,7 +252,7 @@ impl Runner {
         let mut reader = std::io::BufReader::new(reader);
         let mut line = Vec::new();
         while reader.read_until(b'\n', &mut line).context("reading the step's output")? > 0 {
-            log.write_all(&line)?;
+            log.write_all(&line).with_context(logged)?;
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end();
             status.line(text);
@@ -242,7 +265,7 @@ impl Runner {
         let result = child.wait();
         *CURRENT.lock().unwrap() = None;
         let status_code = result.with_context(|| format!("waiting for {}", argv[0]))?;
-        log.flush()?;
+        log.flush().with_context(logged)?;
         status.finish();
         if INTERRUPTED.load(Ordering::SeqCst) {
             // The signal thread is stopping everything and exits with the signal's status.
@@ -259,16 +282,16 @@ impl Runner {
 
     /// Runs a short step quietly and returns its output (probes, not builds).
     pub fn output(&self, step: &Step) -> Result<std::process::Output> {
-        let (mut cmd, _, _) = self.command(step);
+        let (mut cmd, _, _) = self.command(step, false);
         cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot run {}", display(&step.argv)))
     }
 
     /// The command for a step (in a container named for this process, or on the host), its
     /// argv, and the container's name.
-    fn command(&self, step: &Step) -> (std::process::Command, Vec<String>, String) {
+    fn command(&self, step: &Step, watched: bool) -> (std::process::Command, Vec<String>, String) {
         let name = format!("teeny-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
         let argv = match &self.container {
-            Some(c) => container_argv(c, step, &name),
+            Some(c) => container_argv(c, step, &name, watched),
             None => step.argv.clone(),
         };
         let mut cmd = std::process::Command::new(&argv[0]);
@@ -284,14 +307,19 @@ impl Runner {
         self.logs.join(format!("{}.log", step.log))
     }
 
-    fn open_log(&self, path: &Utf8Path, name: &str) -> Result<std::io::BufWriter<fs::File>> {
+    /// The step's log, written line by line as the output comes (a user can `tail -f` it). The
+    /// first step of a run starts it anew and keeps the previous run's as `NAME.log.1`.
+    fn open_log(&self, path: &Utf8Path, name: &str) -> Result<std::io::LineWriter<fs::File>> {
         fs::create_dir_all(&self.logs)?;
         let first = self.opened.borrow_mut().insert(name.to_owned());
-        let file = fs::OpenOptions::new().create(true).write(true).append(!first).truncate(first).open(path)?;
+        if first && path.exists() {
+            fs::rename(path, format!("{path}.1"))?;
+        }
+        let file = fs::OpenOptions::new().create(true).append(true).open(path)?;
         if first {
             eprintln!("  (output: {path})");
         }
-        Ok(std::io::BufWriter::new(file))
+        Ok(std::io::LineWriter::new(file))
     }
 }
 
@@ -453,8 +481,17 @@ mod tests {
     }
 
     #[test]
+    fn a_watched_step_keeps_stdin_open_and_runs_under_the_watchdog() {
+        let argv = container_argv(&container(false), &make_step(), "n", true);
+        assert!(argv.contains(&"--interactive".to_string()), "{argv:?}");
+        let image = argv.iter().position(|a| a == "teeny-linux-builder:abc").unwrap();
+        assert_eq!(argv[image + 1], WATCHDOG);
+        assert_eq!(argv[image + 2..], make_step().argv[..]);
+    }
+
+    #[test]
     fn runs_as_the_user_without_network_with_same_path_mounts() {
-        let argv = container_argv(&container(false), &make_step(), "n");
+        let argv = container_argv(&container(false), &make_step(), "n", false);
         let s = argv.join(" ");
         assert_eq!(&argv[..4], ["docker", "run", "--rm", "--init"]);
         assert!(argv.contains(&"--user=1000:100".to_string()), "{s}");
@@ -466,36 +503,36 @@ mod tests {
         let image = argv.iter().position(|a| a == "teeny-linux-builder:abc").unwrap();
         assert_eq!(argv[image + 1..], make_step().argv[..]);
         assert!(!argv.contains(&"-it".to_string()));
-        let argv = container_argv(&container(false), &make_step().network(), "n");
+        let argv = container_argv(&container(false), &make_step().network(), "n", false);
         assert!(argv.contains(&"--network=host".to_string()) && !argv.contains(&"--network=none".to_string()));
     }
 
     #[test]
     fn terminal_only_for_interactive_steps_with_a_terminal() {
         let step = make_step().interactive();
-        assert!(container_argv(&container(true), &step, "n").contains(&"-it".to_string()));
-        assert!(!container_argv(&container(false), &step, "n").contains(&"-it".to_string()));
-        assert!(!container_argv(&container(true), &make_step(), "n").contains(&"-it".to_string()));
+        assert!(container_argv(&container(true), &step, "n", false).contains(&"-it".to_string()));
+        assert!(!container_argv(&container(false), &step, "n", false).contains(&"-it".to_string()));
+        assert!(!container_argv(&container(true), &make_step(), "n", false).contains(&"-it".to_string()));
     }
 
     #[test]
     fn configurators_draw_unicode_lines_in_a_utf8_terminal() {
         let step = make_step().interactive();
-        let utf8 = container_argv(&container(true), &step, "n");
+        let utf8 = container_argv(&container(true), &step, "n", false);
         assert!(
             utf8.contains(&"--env=NCURSES_NO_UTF8_ACS=1".to_string())
                 && utf8.contains(&"--env=LANG=C.UTF-8".to_string())
         );
         let mut c = container(true);
         c.utf8 = false;
-        assert!(!container_argv(&c, &step, "n").iter().any(|a| a.contains("NCURSES")));
-        assert!(!container_argv(&container(true), &make_step(), "n").iter().any(|a| a.contains("NCURSES")));
+        assert!(!container_argv(&c, &step, "n", false).iter().any(|a| a.contains("NCURSES")));
+        assert!(!container_argv(&container(true), &make_step(), "n", false).iter().any(|a| a.contains("NCURSES")));
     }
 
     #[test]
     fn extra_mounts_are_added_once_and_read_only_when_asked() {
         let step = make_step().mount("/usr/src/linux".into(), true).mount("/home/u/teeny/build/downloads".into(), true);
-        let argv = container_argv(&container(false), &step, "n");
+        let argv = container_argv(&container(false), &step, "n", false);
         assert!(argv.contains(&"--volume=/usr/src/linux:/usr/src/linux:ro".to_string()));
         assert_eq!(argv.iter().filter(|a| a.starts_with("--volume=")).count(), 2);
     }
@@ -504,12 +541,12 @@ mod tests {
     fn podman_keeps_the_user_id() {
         let mut c = container(false);
         c.engine = "podman".into();
-        assert!(container_argv(&c, &make_step(), "n").contains(&"--userns=keep-id".to_string()));
+        assert!(container_argv(&c, &make_step(), "n", false).contains(&"--userns=keep-id".to_string()));
     }
 
     #[test]
     fn containers_are_named_so_they_can_be_stopped() {
-        let argv = container_argv(&container(false), &make_step(), "teeny-42-0");
+        let argv = container_argv(&container(false), &make_step(), "teeny-42-0", false);
         assert!(argv.contains(&"--name=teeny-42-0".to_string()));
     }
 

@@ -311,21 +311,34 @@ fn hash_reader(r: &mut dyn Read, mut copy: Option<&mut dyn Write>, total: Option
 }
 
 /// Downloads `pin` to `dest` via `dest.part`; renames only after the checksum matched.
+/// `curl`'s command line for a download to `part`: fail on HTTP errors, follow redirects,
+/// retry twice, errors but no progress meter.
+fn curl_argv(url: &str, part: &Utf8Path) -> Vec<String> {
+    ["curl", "--fail", "--location", "--retry", "2", "--silent", "--show-error", "--output", part.as_str(), url]
+        .map(String::from)
+        .into()
+}
+
+/// Downloads the pinned file with the host's curl (a TLS stack of our own would cost more to
+/// compile than every other dependency together) and checks it before it takes its name.
 fn download(pin: &Pin, dest: &Utf8Path) -> Result<()> {
     let dir = dest.parent().context("download path has no folder")?;
     fs::create_dir_all(dir)?;
-    eprintln!("downloading {} -> {dest}", pin.url);
-    let mut resp = ureq::get(&pin.url)
-        .call()
-        .with_context(|| format!("downloading {} (offline? put the file in TEENY_DOWNLOADS={dir})", pin.url))?;
-    let total = resp.body().content_length();
-    let part = dest.with_file_name(format!("{}.part", pin.file_name()));
-    let mut file = fs::File::create(&part)?;
-    let actual = hash_reader(&mut resp.body_mut().as_reader(), Some(&mut file), Some(total.unwrap_or(0)))
-        .with_context(|| format!("downloading {}", pin.url))?;
-    file.sync_all()?;
-    check_sha(&part, &pin.sha256, &actual)?;
-    fs::rename(&part, dest)?;
+    let part = crate::disk::Tmp::beside(dest);
+    let argv = curl_argv(&pin.url, part.path());
+    eprintln!("$ {}", crate::runner::display(&argv));
+    let offline = || format!("offline? put {} in TEENY_DOWNLOADS={dir}", pin.file_name());
+    let status = match std::process::Command::new(&argv[0]).args(&argv[1..]).stdin(std::process::Stdio::null()).status()
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("downloading {} needs curl: install it (`sudo apt install curl`), or {}", pin.url, offline())
+        }
+        r => r.with_context(|| format!("cannot run curl for {}", pin.url))?,
+    };
+    anyhow::ensure!(status.success(), "downloading {} failed ({status}; {})", pin.url, offline());
+    check_sha(part.path(), &pin.sha256, &sha256_file(part.path(), None)?)?;
+    fs::rename(part.path(), dest)?;
+    part.keep();
     Ok(())
 }
 
@@ -334,6 +347,16 @@ mod tests {
     use super::*;
 
     const SHA: &str = "3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4";
+
+    #[test]
+    fn downloads_fail_on_http_errors_and_follow_redirects() {
+        let argv = curl_argv("https://example.org/a.tar.xz", "/d/.a.tar.xz.tmp-1".into());
+        assert_eq!(argv[0], "curl");
+        for flag in ["--fail", "--location", "--show-error"] {
+            assert!(argv.contains(&flag.to_owned()), "{argv:?}");
+        }
+        assert_eq!(argv[argv.len() - 3..], ["--output", "/d/.a.tar.xz.tmp-1", "https://example.org/a.tar.xz"]);
+    }
 
     #[test]
     fn parses_the_repositorys_sources_file() {

@@ -52,13 +52,48 @@ pub fn packing(ctx: &Ctx) -> Result<Packing> {
     let ours_s = start.elapsed().as_secs_f64();
     eprintln!("$ (cd {stage} && find . | cpio -o -H newc --quiet | gzip -9 > {theirs})");
     let start = Instant::now();
-    duct::cmd!("find", ".")
-        .pipe(duct::cmd!("cpio", "-o", "-H", "newc", "--quiet"))
-        .pipe(duct::cmd!("gzip", "-9"))
-        .dir(&stage)
-        .stdout_path(&theirs)
-        .run()
+    pipeline(&[&["find", "."], &["cpio", "-o", "-H", "newc", "--quiet"], &["gzip", "-9"]], &stage, &theirs)
         .context("find | cpio | gzip (is GNU cpio installed?)")?;
     let cpio_gzip_s = start.elapsed().as_secs_f64();
     Ok(Packing { ours_s, ours_bytes, cpio_gzip_s, cpio_gzip_bytes: fs::metadata(&theirs)?.len() })
+}
+
+/// `a | b | c > out` in `dir`, without a shell: each stage's stdout is the next one's stdin.
+fn pipeline(stages: &[&[&str]], dir: &camino::Utf8Path, out: &camino::Utf8Path) -> Result<()> {
+    use std::process::{Command, Stdio};
+    let mut children = Vec::new();
+    let mut input = Stdio::null();
+    for (i, argv) in stages.iter().enumerate() {
+        let output =
+            if i + 1 == stages.len() { Stdio::from(fs::File::create(out)?.into_file()) } else { Stdio::piped() };
+        let mut child = Command::new(argv[0])
+            .args(&argv[1..])
+            .current_dir(dir)
+            .stdin(input)
+            .stdout(output)
+            .spawn()
+            .with_context(|| format!("cannot start {}", argv[0]))?;
+        input = child.stdout.take().map_or(Stdio::null(), Stdio::from);
+        children.push((argv[0], child));
+    }
+    for (name, mut child) in children {
+        let status = child.wait()?;
+        anyhow::ensure!(status.success(), "{name} failed: {status}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipeline_passes_each_stage_on_and_fails_with_a_stage() {
+        let dir = camino::Utf8PathBuf::try_from(std::env::temp_dir()).unwrap();
+        let out = dir.join(format!("teeny-pipeline-{}", std::process::id()));
+        pipeline(&[&["printf", "b\\na\\n"], &["sort"], &["head", "-1"]], &dir, &out).unwrap();
+        assert_eq!(fs::read_to_string(&out).unwrap(), "a\n");
+        assert!(pipeline(&[&["printf", "x"], &["false"]], &dir, &out).is_err());
+        fs::remove_file(&out).unwrap();
+    }
 }
