@@ -485,9 +485,11 @@ fn save(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str, pro
     // The reference is what the file gives now, configured in a folder of its own so that the
     // edited .config stays as it is.
     let reference = Utf8PathBuf::from(format!("{obj}.base"));
+    eprintln!("saving: 1/3 configuring what {path} gives now, in {reference}, to compare the edit with");
     let configured = base_config(ctx, tree, &reference, profile, &profile.settings)?;
     let mut new_text = text.to_owned();
     if !kconfig::differences(&configured, &edited).is_empty() {
+        eprintln!("saving: 2/3 savedefconfig of both, so that only what you changed is saved");
         // savedefconfig writes only the options one can set whose value is not their default:
         // where the two differ is what the user changed, not what follows from it.
         let runner = ctx.runner()?;
@@ -501,6 +503,7 @@ fn save(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str, pro
     let result = if new_text == text {
         configured
     } else {
+        eprintln!("saving: 3/3 checking that the updated file configures to your .config");
         let profile = parse_profile(path.as_str(), &new_text)?;
         base_config(ctx, tree, &reference, &profile, &profile.settings)?
     };

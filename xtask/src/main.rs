@@ -246,7 +246,8 @@ fn parse() -> Cli {
     };
     if err.kind() == clap::error::ErrorKind::UnknownArgument
         && let Some(clap::error::ContextValue::String(arg)) = err.get(clap::error::ContextKind::InvalidArg)
-        && let Some(hint) = misplaced_option(arg)
+        && let Some(hint) =
+            misplaced_option(arg).or_else(|| forgotten_dashes(arg, &std::env::args().collect::<Vec<_>>()))
     {
         eprintln!("error: {hint}");
         std::process::exit(2);
@@ -299,6 +300,20 @@ fn parse_share(spec: &str) -> Result<qemu::share::Share, String> {
     qemu::share::parse(spec).map_err(|e| format!("{e:#}").trim_start_matches(&format!("--share {spec}: ")).to_owned())
 }
 
+/// A guest command typed without `--` (`qemu --kernel fast uname -r`): say where it goes.
+fn forgotten_dashes(arg: &str, args: &[String]) -> Option<String> {
+    if arg.starts_with('-') || !args.iter().any(|a| a == "qemu") || args.iter().any(|a| a == "--") {
+        return None;
+    }
+    let at = args.iter().position(|a| a == arg)?;
+    let fixed: Vec<&str> =
+        args[1..at].iter().map(String::as_str).chain(["--"]).chain(args[at..].iter().map(String::as_str)).collect();
+    Some(format!(
+        "`{arg}` is not an option of cargo xtask qemu: a command for the guest goes after `--` (`cargo xtask {}`)",
+        fixed.join(" ")
+    ))
+}
+
 /// `--kvm is an option of `cargo xtask qemu --kvm` and …`, if some command takes `arg`.
 fn misplaced_option(arg: &str) -> Option<String> {
     let long = arg.split('=').next()?.strip_prefix("--")?;
@@ -311,8 +326,27 @@ fn misplaced_option(arg: &str) -> Option<String> {
         .then(|| format!("--{long} is an option of {}: put it after the command's name", owners.join(" and ")))
 }
 
+/// `ARCH/NAME` for a kernel config, as `bench` takes it: the arch it names, and NAME. It must
+/// agree with `--arch` when both are given.
+fn split_config(spec: &str, arch: Option<&'static arch::Arch>) -> Result<(Option<&'static arch::Arch>, String)> {
+    let Some((a, name)) = spec.split_once('/') else { return Ok((arch, spec.to_owned())) };
+    let named = arch::parse(a)?;
+    if let Some(given) = arch.filter(|g| *g != named) {
+        anyhow::bail!("`{spec}` is a config of {}, but --arch says {}: give one of them", named.name, given.name);
+    }
+    Ok((Some(named), name.to_owned()))
+}
+
 fn try_main() -> Result<()> {
-    let cli = parse();
+    let mut cli = parse();
+    // `qemu --kernel arm64/fast` and `kernel arm64/fast` set the arch, as bench's ARCH/NAME does.
+    match &mut cli.command {
+        Command::Qemu { kernel: name, .. } | Command::Kernel { name: Some(name), .. } => {
+            let (arch, plain) = split_config(name, cli.arch)?;
+            (cli.arch, *name) = (arch, plain);
+        }
+        _ => {}
+    }
     runner::stop_steps_on_signals()?;
     let jobs = cli.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |j| j as usize);
     let ctx = Ctx::new(ctx::Settings {
@@ -409,6 +443,27 @@ mod tests {
         assert!(misplaced_option("--kernel=fast").unwrap().contains("`cargo xtask qemu --kernel`"));
         assert_eq!(misplaced_option("--no-such-flag"), None);
         assert_eq!(misplaced_option("-x"), None);
+    }
+
+    #[test]
+    fn a_guest_command_without_dashes_is_shown_with_them() {
+        let args: Vec<String> = ["xtask", "qemu", "--kernel", "fast", "uname", "-r"].map(String::from).into();
+        let hint = forgotten_dashes("uname", &args).unwrap();
+        assert!(hint.contains("(`cargo xtask qemu --kernel fast -- uname -r`)"), "{hint}");
+        assert_eq!(forgotten_dashes("--bogus", &args), None);
+        let bench: Vec<String> = ["xtask", "bench", "x"].map(String::from).into();
+        assert_eq!(forgotten_dashes("x", &bench), None);
+    }
+
+    #[test]
+    fn a_config_may_name_its_arch() {
+        let arm64 = arch::parse("arm64").unwrap();
+        assert_eq!(split_config("arm64/fast", None).unwrap(), (Some(arm64), "fast".to_owned()));
+        assert_eq!(split_config("fast", Some(arm64)).unwrap(), (Some(arm64), "fast".to_owned()));
+        assert_eq!(split_config("aarch64/fast", Some(arm64)).unwrap().1, "fast");
+        let err = split_config("arm64/fast", Some(arch::parse("riscv64").unwrap())).unwrap_err().to_string();
+        assert!(err.contains("is a config of arm64, but --arch says riscv64"), "{err}");
+        assert!(split_config("sparc/fast", None).is_err());
     }
 
     #[test]
