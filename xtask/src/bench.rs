@@ -11,7 +11,6 @@ mod timeline;
 
 use crate::arch::Arch;
 use crate::ctx::Ctx;
-use crate::initramfs;
 use crate::kernel::Kernel;
 use crate::qemu::{self, Guest};
 use anyhow::{Context, Result, bail};
@@ -165,7 +164,7 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
         fs::read_to_string(kernel.obj.join(crate::kernel::RECORD)).ok().and_then(|t| serde_json::from_str(&t).ok());
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
     row.bzimage_bytes = Some(fs::metadata(&kernel.boot_image)?.len());
-    let initrd = initramfs::for_kernel(ctx, &kernel, false)?;
+    let initrd = kernel.initrd(ctx, false)?;
     row.initramfs_bytes = Some(fs::metadata(&initrd)?.len());
     let argv = qemu::boot_argv(&kernel, &initrd, opts.kvm, &[], &[]);
     let (mut guest, mut host) = (Vec::new(), Vec::new());
@@ -202,7 +201,7 @@ fn instrumented(
 ) -> Result<()> {
     let dir = ctx.build.join("bench");
     let socket = dir.join(format!("qmp-{}.sock", ctx.arch.name));
-    let initrd = initramfs::for_kernel(ctx, kernel, false)?;
+    let initrd = kernel.initrd(ctx, false)?;
     let append = INSTRUMENTED.map(String::from);
     let qemu_args = if profile { profile::qemu_args(&socket) } else { Vec::new() };
     let argv = qemu::boot_argv(kernel, &initrd, opts.kvm, &append, &qemu_args);

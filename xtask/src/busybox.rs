@@ -50,7 +50,7 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     fs::create_dir_all(&obj)?;
     crate::disk::require_space(&obj, 200 * crate::disk::MIB, &format!("building busybox in {obj}"))?;
     fs::write(&unfinished, "")?;
-    let runner = ctx.runner()?;
+    let runner = crate::prepare::runner(ctx)?;
     let o = format!("O={obj}");
     let step = |args: &[&str]| {
         let argv: Vec<&str> = ["make", o.as_str(), cross.as_str()].into_iter().chain(args.iter().copied()).collect();

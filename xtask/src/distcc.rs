@@ -7,18 +7,16 @@
 //! worker with another tag, or none, is dropped. Preprocessing and linking stay local, so the
 //! objects are the same bytes as a local build's.
 
+pub mod worker;
+
 use crate::ctx::Ctx;
 use crate::runner::Step;
 use anyhow::{Context, Result, bail};
 use camino::Utf8Path;
 use fs_err as fs;
-use std::io::{Read, Write};
 use std::time::Duration;
+pub use worker::{DEFAULT_PORT, DEFAULT_SLOTS, Worker, parse_worker};
 
-/// distccd's own port; its statistics answer on the next one.
-pub const DEFAULT_PORT: u16 = 3632;
-/// Compiles a worker takes at once when `--distcc` does not say: distcc's own default.
-const DEFAULT_SLOTS: usize = 4;
 /// Docker label on worker containers, with their port as its value.
 const LABEL: &str = "teeny.distcc";
 const TAG_LABEL: &str = "teeny.distcc.tag";
@@ -26,85 +24,13 @@ const LISTEN_LABEL: &str = "teeny.distcc.listen";
 /// distcc's `gcc` → distcc links, the compile-through-distcc PATH when ccache is off.
 const CONTAINER_PATH: &str = "/usr/lib/distcc:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// One `HOST[:PORT][/JOBS]` of `--distcc`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Worker {
-    pub host: String,
-    pub port: u16,
-    pub slots: usize,
-}
-
-impl Worker {
-    fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-
-    /// The worker in DISTCC_HOSTS's syntax.
-    fn distcc_host(&self) -> String {
-        format!("{}:{}/{}", self.host, self.port, self.slots)
-    }
-
-    /// Compiles this worker's distccd has done so far, from its statistics port (port + 1);
-    /// None if that does not answer.
-    pub fn compiles(&self) -> Option<u64> {
-        use std::net::ToSocketAddrs;
-        let addr = (self.host.as_str(), self.port.checked_add(1)?).to_socket_addrs().ok()?.next()?;
-        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        compiles_ok(&text)
-    }
-}
-
-/// `dcc_compile_ok N` of distccd's statistics page.
-fn compiles_ok(stats: &str) -> Option<u64> {
-    stats.lines().find_map(|l| l.strip_prefix("dcc_compile_ok ")?.trim().parse().ok())
-}
-
-/// The most compile slots one worker may claim.
-const MAX_SLOTS: usize = 1024;
-
-/// Parses one `HOST[:PORT][/JOBS]` of `--distcc`.
-pub fn parse_worker(spec: &str) -> Result<Worker> {
-    let bad = |why: &str| anyhow::anyhow!("distcc worker `{spec}`: {why} (expected HOST[:PORT][/JOBS])");
-    let (rest, slots) = match spec.split_once('/') {
-        Some((rest, jobs)) => (
-            rest,
-            jobs.parse()
-                .ok()
-                .filter(|j| (1..=MAX_SLOTS).contains(j))
-                .ok_or_else(|| bad("JOBS is not a number from 1 to 1024"))?,
-        ),
-        None => (spec, DEFAULT_SLOTS),
-    };
-    let (host, port) = match rest.split_once(':') {
-        Some((host, port)) => {
-            // distccd's statistics answer on PORT + 1, which must be a port too.
-            (
-                host,
-                port.parse()
-                    .ok()
-                    .filter(|&p| p > 0 && p < u16::MAX)
-                    .ok_or_else(|| bad("PORT is not a port number from 1 to 65534"))?,
-            )
-        }
-        None => (rest, DEFAULT_PORT),
-    };
-    if host.is_empty() || host.contains(':') {
-        return Err(bad("no host name or IPv4 address"));
-    }
-    Ok(Worker { host: host.to_owned(), port, slots })
-}
-
 /// Runs a build's compile step, `make(N)` being its `make -jN …`, through ccache and the distcc
 /// workers as they are configured, and says what each worker compiled. Returns the step as the
 /// user would type it (no cache or distcc settings), for the build record.
 pub fn compile(ctx: &Ctx, stats_log: &Utf8Path, make: impl FnOnce(usize) -> Step) -> Result<Step> {
     let distcc = Compile::new(ctx)?;
     let step = make(distcc.jobs(ctx.jobs));
-    ctx.runner()?.run(&distcc.apply(ctx, crate::ccache::apply(ctx, step.clone(), stats_log)?))?;
+    crate::prepare::runner(ctx)?.run(&distcc.apply(ctx, crate::ccache::apply(ctx, step.clone(), stats_log)?))?;
     distcc.report();
     Ok(step)
 }
@@ -155,7 +81,7 @@ fn probe(ctx: &Ctx, worker: &Worker) -> Result<std::result::Result<String, Strin
         .env("DISTCC_FALLBACK", "0")
         .env("DISTCC_SKIP_LOCAL_RETRY", "1")
         .network();
-    let out = ctx.runner()?.output(&step)?;
+    let out = crate::prepare::runner(ctx)?.output(&step)?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let why = err.lines().find_map(|l| l.split_once("ERROR: ")).map_or("no answer", |(_, why)| why.trim());
@@ -298,7 +224,7 @@ fn serve(ctx: &Ctx, engine: &str, s: &Serve) -> Result<()> {
             eprintln!("warning: --allow {a} is not a private network: anyone there can run compilers on this machine");
         }
     }
-    let image = ctx.runner()?.image().context("no builder image")?.to_owned();
+    let image = crate::prepare::runner(ctx)?.image().context("no builder image")?.to_owned();
     if let Some(left) = workers_here(engine, true)?.into_iter().find(|w| w.port == s.port && !w.running) {
         // Stopped without `distcc stop` (e.g. `docker stop`): its name would be taken.
         eprintln!("removing {}, a worker that was stopped but not removed", left.name);
@@ -444,25 +370,6 @@ fn status(ctx: &Ctx, engine: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts_take_a_port_and_slots_or_distccs_defaults() {
-        let w = ["10.0.0.2:3700/8", "build1"].map(|s| parse_worker(s).unwrap());
-        assert_eq!(w[0], Worker { host: "10.0.0.2".into(), port: 3700, slots: 8 });
-        assert_eq!(w[1], Worker { host: "build1".into(), port: 3632, slots: 4 });
-        assert_eq!(w[0].distcc_host(), "10.0.0.2:3700/8");
-        for bad in ["host:x", "host/0", ":3632", "::1", "host:65535", "host/1025", "host/99999999999999999999"] {
-            let err = parse_worker(bad).unwrap_err().to_string();
-            assert!(err.starts_with(&format!("distcc worker `{bad}`")), "{err}");
-        }
-    }
-
-    #[test]
-    fn statistics_give_the_compiles_done() {
-        let page = "argv /distccd\n<distccstats>\ndcc_tcp_accept 9\ndcc_compile_ok 7\ndcc_compile_error 0\n";
-        assert_eq!(compiles_ok(page), Some(7));
-        assert_eq!(compiles_ok("HTTP/1.0 404\n"), None);
-    }
 
     #[test]
     fn make_waits_on_local_jobs_and_every_worker_slot() {

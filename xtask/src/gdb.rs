@@ -164,7 +164,7 @@ pub fn run(ctx: &Ctx, extra: &[String]) -> Result<()> {
     let argv = gdb_argv(&session, extra);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let step = crate::runner::Step::new(&ctx.build, &argv).mount(&session.source, true).interactive();
-    ctx.runner()?.run(&step)
+    crate::prepare::runner(ctx)?.run(&step)
 }
 
 #[cfg(test)]

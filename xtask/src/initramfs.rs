@@ -6,7 +6,6 @@
 pub mod archive;
 
 use crate::ctx::{Ctx, sha256_hex, tmp_sibling, write_atomic};
-use crate::kernel::Kernel;
 use anyhow::{Context, Result, bail};
 use archive::{Entry, Kind};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -61,19 +60,26 @@ pub fn path(ctx: &Ctx, compression: Compression) -> Utf8PathBuf {
     ctx.build.join(format!("initramfs-busybox-{}.{}", ctx.arch.dir, compression.suffix()))
 }
 
-/// What `kernel` boots: the busybox initramfs as its config says, followed by the kernel's
-/// modules layer if it has one (the kernel unpacks concatenated archives one after the other,
-/// so the shared archive is not repacked). `no_build`: use the archive already there.
-pub fn for_kernel(ctx: &Ctx, kernel: &Kernel, no_build: bool) -> Result<Utf8PathBuf> {
+/// What a kernel boots: the busybox initramfs with `compression`, followed by the kernel's
+/// modules `layer` if it has one, written into its `obj` folder (the kernel unpacks
+/// concatenated archives one after the other, so the shared archive is not repacked).
+/// `no_build`: use the archive already there.
+pub fn boot_archive(
+    ctx: &Ctx,
+    compression: Compression,
+    layer: Option<&Utf8Path>,
+    obj: &Utf8Path,
+    no_build: bool,
+) -> Result<Utf8PathBuf> {
     let initrd = if no_build {
-        let path = path(ctx, kernel.initramfs);
+        let path = path(ctx, compression);
         anyhow::ensure!(path.is_file(), "--no-build: {path} is missing: pack it with `cargo xtask initramfs`");
         path
     } else {
-        build(ctx, kernel.initramfs)?
+        build(ctx, compression)?
     };
-    let Some(layer) = &kernel.modules else { return Ok(initrd) };
-    let out = kernel.obj.join(format!("initramfs-with-modules.{}", kernel.initramfs.suffix()));
+    let Some(layer) = layer else { return Ok(initrd) };
+    let out = obj.join(format!("initramfs-with-modules.{}", compression.suffix()));
     write_atomic(&out, &[fs::read(&initrd)?, fs::read(layer)?].concat())?;
     Ok(out)
 }

@@ -261,7 +261,7 @@ pub fn explain(
         vec!["python3".to_owned(), script.to_string(), kconfig.to_owned(), ".config".to_owned(), out.to_string()];
     argv.extend(requests.iter().map(|s| format!("{}={}", s.symbol, s.value)));
     let step = Step { argv, cwd: obj.to_owned(), ..env }.env("srctree", srctree.as_str());
-    ctx.runner()?.run(&step)?;
+    crate::prepare::runner(ctx)?.run(&step)?;
     let text = fs::read_to_string(&out)?;
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     anyhow::ensure!(lines.len() == requests.len(), "{out}: {} lines for {} requests", lines.len(), requests.len());

@@ -58,6 +58,11 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// The initramfs this kernel boots (see [`crate::initramfs::boot_archive`]).
+    pub fn initrd(&self, ctx: &Ctx, no_build: bool) -> Result<Utf8PathBuf> {
+        crate::initramfs::boot_archive(ctx, self.initramfs, self.modules.as_deref(), &self.obj, no_build)
+    }
+
     /// Sizes and release, for people.
     fn report(&self) -> Result<()> {
         for f in [&self.vmlinux, &self.boot_image] {
@@ -329,7 +334,7 @@ fn run_profile(
         Action::Edit(tool) => {
             let tool = format!("{tool:?}").to_lowercase();
             let step = make(ctx, &tree, &obj, &[&tool]).interactive();
-            ctx.runner()?.run(&step)?;
+            crate::prepare::runner(ctx)?.run(&step)?;
             save(ctx, &tree, &obj, path, text, profile)?;
             Ok(None)
         }
@@ -402,7 +407,7 @@ fn base_config(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile, ours: 
         );
     }
     fs::create_dir_all(obj)?;
-    let runner = ctx.runner()?;
+    let runner = crate::prepare::runner(ctx)?;
     runner.run(&make(ctx, tree, obj, &[&profile.base]))?;
     let config = obj.join(".config");
     let (mut settings, _) = bundled(ctx, tree, profile)?;
@@ -492,7 +497,7 @@ fn save(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, path: &Utf8Path, text: &str, pro
         eprintln!("saving: 2/3 savedefconfig of both, so that only what you changed is saved");
         // savedefconfig writes only the options one can set whose value is not their default:
         // where the two differ is what the user changed, not what follows from it.
-        let runner = ctx.runner()?;
+        let runner = crate::prepare::runner(ctx)?;
         let mut defconfigs = Vec::new();
         for o in [&reference, obj] {
             runner.run(&make(ctx, tree, o, &["savedefconfig"]))?;
@@ -552,7 +557,7 @@ fn compile(
         base: profile.base.clone(),
         merge: profile.merge.clone(),
         source: record::Source { version: tree.version.clone(), sha256: tree.id.clone(), dir: tree.dir.clone() },
-        builder_image: ctx.runner()?.image().unwrap_or("host").to_owned(),
+        builder_image: crate::prepare::runner(ctx)?.image().unwrap_or("host").to_owned(),
         gcc: kconfig::value_of(&fs::read_to_string(obj.join(".config"))?, "CC_VERSION_TEXT")
             .map(|v| v.trim_matches('"').to_owned()),
         make: recipe.iter().map(|s| crate::runner::display(&s.argv)).collect(),
@@ -560,7 +565,7 @@ fn compile(
         vmlinux: record::Artifact::of(&kernel.vmlinux)?,
         bzimage: record::Artifact::of(&kernel.boot_image)?,
         ccache,
-        warnings: record::warnings(&fs::read_to_string(ctx.runner()?.log_path(&recipe[2]))?),
+        warnings: record::warnings(&fs::read_to_string(crate::prepare::runner(ctx)?.log_path(&recipe[2]))?),
     };
     write_atomic(&obj.join(record::FILE), serde_json::to_string_pretty(&record)?.as_bytes())?;
     Ok(kernel)
@@ -585,7 +590,7 @@ fn install_modules(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile) ->
         fs::remove_dir_all(&root)?;
     }
     let install = ["modules_install", &format!("INSTALL_MOD_PATH={root}"), "INSTALL_MOD_STRIP=1"];
-    ctx.runner()?.run(&make(ctx, tree, obj, &install))?;
+    crate::prepare::runner(ctx)?.run(&make(ctx, tree, obj, &install))?;
     let (count, bytes) = crate::initramfs::write_modules(&root, &layer, profile.initramfs)?;
     eprintln!("{layer} ({bytes} bytes, {count} module{})", if count == 1 { "" } else { "s" });
     Ok(())

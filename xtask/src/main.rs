@@ -9,10 +9,13 @@ mod ctx;
 mod disk;
 mod distcc;
 mod elf;
+mod engine;
 mod gdb;
 mod initramfs;
 mod kconfig;
 mod kernel;
+mod lock;
+mod prepare;
 mod qemu;
 mod runner;
 mod sources;
@@ -362,9 +365,11 @@ fn try_main() -> Result<()> {
         distcc: cli.distcc,
         verbose: cli.verbose,
     })?;
+    // Before anything is written: a build folder make cannot use gets no lock file either.
+    prepare::check_paths(&ctx)?;
     match cli.command {
         Command::Builder => {
-            ctx.runner()?;
+            prepare::runner(&ctx)?;
         }
         Command::Fetch => {
             for package in [sources::Package::Busybox, sources::Package::Linux] {

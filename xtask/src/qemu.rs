@@ -158,7 +158,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     let built = kernel(ctx, opts).and_then(|kernel| {
         let initrd = match &opts.initrd {
             Some(p) => p.clone(),
-            None => crate::initramfs::for_kernel(ctx, &kernel, opts.no_build)?,
+            None => kernel.initrd(ctx, opts.no_build)?,
         };
         Ok((kernel, initrd))
     });

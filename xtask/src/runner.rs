@@ -409,22 +409,11 @@ pub fn stop_steps_on_signals() -> Result<()> {
                 stop(&current);
             }
             // After the step is stopped: a build waiting for the lock must not start beside it.
-            crate::ctx::release_locks();
+            crate::lock::release_locks();
             std::process::exit(128 + sig);
         }
     });
     Ok(())
-}
-
-/// Stops the builder containers left by process `pid` (named `teeny-PID-N`), e.g. one killed
-/// with SIGKILL, which could not stop them itself.
-pub fn stop_containers_of(engine: &str, pid: &str) {
-    let filter = format!("name=^teeny-{pid}-");
-    let Ok(out) = std::process::Command::new(engine).args(["ps", "-q", "--filter", &filter]).output() else { return };
-    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-        eprintln!("stopping its container {id}");
-        let _ = std::process::Command::new(engine).args(["kill", id]).stdout(Stdio::null()).status();
-    }
 }
 
 /// SIGINT to every process of the step (make deletes the target it was writing), then after a

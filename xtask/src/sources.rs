@@ -222,7 +222,7 @@ fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &st
     let step = Step::new(&src, &["tar", "-xf", tarball.as_str(), "-C", tmp.as_str()])
         .mount(tarball_dir, true)
         .log(&format!("unpack-{name}"));
-    ctx.runner()?.run(&step)?;
+    crate::prepare::runner(ctx)?.run(&step)?;
     let top: Vec<_> = fs::read_dir(&tmp)?.collect::<std::io::Result<_>>()?;
     let [top] = &top[..] else { bail!("{tarball} does not unpack to a single folder") };
     let top = Utf8PathBuf::try_from(top.path())?;
