@@ -1,0 +1,29 @@
+//! The kernel\'s make command line: `make O=… ARCH=… CROSS_COMPILE=…` with the reproducible
+//! build environment, for every step of a kernel.
+
+use crate::ctx::Ctx;
+use crate::runner::Step;
+use crate::sources::Tree;
+use camino::{Utf8Path, Utf8PathBuf};
+
+/// The kernel's environment for reproducible builds: same inputs, same bzImage.
+pub(super) const REPRODUCIBLE: &[(&str, &str)] = &[
+    ("KBUILD_BUILD_TIMESTAMP", "Thu Jan  1 00:00:00 UTC 1970"),
+    ("KBUILD_BUILD_USER", "teeny"),
+    ("KBUILD_BUILD_HOST", "teeny-linux"),
+    ("KBUILD_BUILD_VERSION", "1"),
+];
+
+/// The `O=` folder of config NAME for the chosen arch.
+pub(super) fn obj_dir(ctx: &Ctx, name: &str) -> Utf8PathBuf {
+    ctx.obj(&format!("linux-{}-{name}", ctx.arch.dir))
+}
+
+pub(super) fn make(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, args: &[&str]) -> Step {
+    let o = format!("O={obj}");
+    let [arch, cross] = ctx.arch.make_args();
+    let argv: Vec<&str> =
+        ["make", o.as_str(), arch.as_str(), cross.as_str()].into_iter().chain(args.iter().copied()).collect();
+    let step = tree.step(&argv).log(obj.file_name().unwrap_or("linux"));
+    REPRODUCIBLE.iter().fold(step, |s, (k, v)| s.env(k, v))
+}
