@@ -7,6 +7,7 @@
 
 mod console;
 mod process;
+mod protocol;
 pub mod share;
 
 use console::TimedOut;
@@ -228,10 +229,10 @@ fn kernel(ctx: &Ctx, opts: &Options) -> Result<Kernel> {
 fn headless(argv: &[String], opts: &Options) -> Result<i32> {
     let mut input = Vec::new();
     if !std::io::stdin().is_terminal() {
-        let limit = console::MAX_STDIN as u64 + 1;
+        let limit = protocol::MAX_STDIN as u64 + 1;
         std::io::stdin().lock().take(limit).read_to_end(&mut input).context("reading standard input")?;
     }
-    let stdin = console::check_stdin(&input)?;
+    let stdin = protocol::check_stdin(&input)?;
     let (mut guest, times) = Guest::boot(argv, opts.timeout)?;
     eprintln!(
         "booted: guest uptime at init {:.3} s, host {:.3} s from qemu start to the shell",
