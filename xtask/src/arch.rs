@@ -46,6 +46,14 @@ pub struct Arch {
     pub monitor_pc: &'static str,
     /// busybox settings this arch needs on top of `busybox-configs/busybox.config`.
     pub busybox: &'static str,
+    /// Debian's name for it (`dpkg --print-architecture`): docker/Dockerfile installs the
+    /// cross compiler `gcc-TRIPLET` and `libc6-dev-DEBIAN-cross` by it.
+    pub debian: &'static str,
+    /// The `flags` of /proc/cpuinfo that show hardware virtualization on such a host (none to
+    /// look for where cpuinfo does not list them), for `--kvm`'s warning.
+    pub kvm_cpu_flags: &'static [&'static str],
+    /// The kernel modules that give /dev/kvm on such a host, for `--kvm`'s hint.
+    pub kvm_modules: &'static str,
 }
 
 /// busybox 1.37 does not compile its SHA1 SHA-NI code off x86: `sha1_process_block64_shaNI`
@@ -74,6 +82,9 @@ pub const ARCHES: &[Arch] = &[
         elf_machine: 62, // EM_X86_64
         monitor_pc: "RIP",
         busybox: "",
+        debian: "amd64",
+        kvm_cpu_flags: &["vmx", "svm"], // Intel VT-x, AMD-V
+        kvm_modules: "`sudo modprobe kvm_intel` or `kvm_amd`",
     },
     Arch {
         name: "arm64",
@@ -96,6 +107,9 @@ pub const ARCHES: &[Arch] = &[
         elf_machine: 183,   // EM_AARCH64
         monitor_pc: "PC",
         busybox: NO_SHA_NI,
+        debian: "arm64",
+        kvm_cpu_flags: &[],
+        kvm_modules: "`sudo modprobe kvm`",
     },
     Arch {
         name: "riscv64",
@@ -117,6 +131,9 @@ pub const ARCHES: &[Arch] = &[
         elf_machine: 243, // EM_RISCV
         monitor_pc: "pc",
         busybox: NO_SHA_NI,
+        debian: "riscv64",
+        kvm_cpu_flags: &[],
+        kvm_modules: "`sudo modprobe kvm`",
     },
 ];
 
@@ -177,6 +194,21 @@ impl Arch {
             args.extend(["-cpu".to_owned(), if kvm { "host" } else { cpu }.to_owned()]);
         }
         args
+    }
+
+    /// Debian's cross gcc package (`gcc-x86-64-linux-gnu`), from the cross prefix.
+    pub fn debian_gcc(&self) -> String {
+        format!("gcc-{}", self.cross_prefix.trim_end_matches('-').replace('_', "-"))
+    }
+
+    /// Whether /proc/cpuinfo shows hardware virtualization; None where this arch's cpuinfo
+    /// does not list it.
+    pub fn has_hardware_virtualization(&self, cpuinfo: &str) -> Option<bool> {
+        if self.kvm_cpu_flags.is_empty() {
+            return None;
+        }
+        let flags = cpuinfo.lines().filter(|l| l.starts_with("flags"));
+        Some(flags.flat_map(str::split_whitespace).any(|f| self.kvm_cpu_flags.contains(&f)))
     }
 
     /// Fails unless KVM can run this guest: only on the same architecture.
@@ -267,5 +299,38 @@ mod tests {
         assert_eq!(arm64.machine_args(false), ["-M", "virt", "-cpu", "cortex-a57"]);
         assert_eq!(arm64.machine_args(true), ["-M", "virt", "-cpu", "host"]);
         assert_eq!(parse("riscv64").unwrap().machine_args(false), ["-M", "virt"]);
+    }
+
+    #[test]
+    fn the_dockerfile_installs_every_other_arches_cross_compiler() {
+        let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/Dockerfile")).unwrap();
+        for a in ARCHES {
+            // The loop's `DEBIAN:TRIPLET` pairs: gcc-TRIPLET-linux-gnu, libc6-dev-DEBIAN-cross.
+            let triplet = a.debian_gcc().trim_start_matches("gcc-").trim_end_matches("-linux-gnu").to_owned();
+            let pair = format!("{}:{triplet}", a.debian);
+            assert!(dockerfile.contains(&pair), "docker/Dockerfile lacks {pair} for {}", a.name);
+        }
+        assert!(dockerfile.contains("gcc-${a#*:}-linux-gnu libc6-dev-${a%%:*}-cross"), "the loop's package names");
+    }
+
+    #[test]
+    fn ci_installs_every_arches_qemu() {
+        let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/run")).unwrap();
+        for a in ARCHES {
+            assert!(ci.contains(a.qemu_package), ".ci/run does not install {} for {}", a.qemu_package, a.name);
+        }
+    }
+
+    #[test]
+    fn hardware_virtualization_is_a_cpu_flag_where_cpuinfo_lists_it() {
+        let x86 = parse("x86_64").unwrap();
+        assert_eq!(x86.has_hardware_virtualization("flags\t\t: fpu vme svm lm\n"), Some(true));
+        assert_eq!(x86.has_hardware_virtualization("model name\t: Intel\nflags\t\t: fpu vmx\n"), Some(true));
+        // An AMD EPYC cloud VM whose /dev/kvm is kvm_pvm: guests failed with KVM internal errors.
+        let pvm = "model name\t: AMD EPYC\nflags\t\t: fpu vme hypervisor lm\n";
+        assert_eq!(x86.has_hardware_virtualization(pvm), Some(false));
+        // arm64's cpuinfo has `Features`, not the virtualization extensions: no warning there.
+        assert_eq!(parse("arm64").unwrap().has_hardware_virtualization("Features\t: fp asimd\n"), None);
+        assert_eq!(x86.debian_gcc(), "gcc-x86-64-linux-gnu");
     }
 }

@@ -28,7 +28,7 @@ impl Package {
     fn markers(self) -> &'static [&'static str] {
         match self {
             Package::Busybox => &["Makefile", "Config.in", "applets"],
-            Package::Linux => &["Makefile", "Kconfig", "arch/x86/Kconfig"],
+            Package::Linux => &["Makefile", "Kconfig", "arch/Kconfig"],
         }
     }
 }
