@@ -197,6 +197,7 @@ impl Arch {
     }
 
     /// Debian's cross gcc package (`gcc-x86-64-linux-gnu`), from the cross prefix.
+    #[cfg(test)]
     pub fn debian_gcc(&self) -> String {
         format!("gcc-{}", self.cross_prefix.trim_end_matches('-').replace('_', "-"))
     }

@@ -1,9 +1,10 @@
 //! Step 2: a statically linked busybox, from `make defconfig` plus `busybox-configs/busybox.config`
 //! (one file for every architecture: what we change is not architecture-specific).
 
-use crate::ctx::{Ctx, sha256_hex, write_atomic};
+use crate::ctx::{Ctx, write_atomic};
 use crate::kconfig;
 use crate::sources::{self, Package};
+use crate::stamp::Stamp;
 use anyhow::{Context, Result, bail};
 use camino::Utf8PathBuf;
 use fs_err as fs;
@@ -22,23 +23,24 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     let obj = ctx.obj(&name);
     let _lock = ctx.lock(&obj)?;
     let install = obj.join("_install");
-    let stamp_path = obj.join(".teeny-stamp");
+
     let image = crate::builder::identity(ctx)?;
     let cross = ctx.arch.cross_compile_arg();
     // A user's tree changes under us: only make knows whether it is up to date.
     let stamp = tree.id.as_ref().map(|id| {
         let inputs = [&fragment_text, ctx.arch.busybox, id, &image, &cross];
-        sha256_hex(&inputs.map(str::as_bytes))
+        Stamp::new(obj.join(".teeny-stamp"), &inputs.map(str::as_bytes))
     });
     if !edit
-        && install.join("bin/busybox").exists()
         && let Some(stamp) = &stamp
-        && fs::read_to_string(&stamp_path).is_ok_and(|s| s == *stamp)
+        && stamp.fresh(&[&install.join("bin/busybox")])
     {
         eprintln!("busybox {} is up to date in {install}", tree.version);
         return Ok(install);
     }
-    let _ = fs::remove_file(&stamp_path);
+    if let Some(stamp) = &stamp {
+        stamp.clear();
+    }
     // busybox's make does not delete what a failed rule half wrote (a generated header cut short
     // by a full disk compiles as a syntax error next time): a build that did not finish is
     // started again from an empty folder (the compiler cache keeps that cheap).
@@ -96,7 +98,7 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     fs::remove_file(&unfinished)?;
     // Written last: an interrupted build is redone next time.
     if let Some(stamp) = stamp {
-        write_atomic(&stamp_path, stamp.as_bytes())?;
+        stamp.write()?;
     }
     eprintln!("busybox {} (static) installed in {install}", tree.version);
     Ok(install)

@@ -5,7 +5,8 @@
 
 pub mod archive;
 
-use crate::ctx::{Ctx, sha256_hex, tmp_sibling, write_atomic};
+use crate::ctx::{Ctx, tmp_sibling, write_atomic};
+use crate::stamp::Stamp;
 use anyhow::{Context, Result, bail};
 use archive::{Entry, Kind};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -32,15 +33,17 @@ pub fn build(ctx: &Ctx, compression: Compression) -> Result<Utf8PathBuf> {
     // The uncompressed archive is cheap to make in memory; gzip -9 is what costs. Same archive
     // as the last write: keep that file.
     let (_, cpio) = archive::write_cpio(&entries, mtime, Vec::new())?;
-    let stamp = sha256_hex(&[&cpio, out.as_str().as_bytes()]);
-    let stamp_path = out.with_file_name(format!(".{}.stamp", out.file_name().unwrap()));
-    if out.is_file() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+    let stamp = Stamp::new(
+        out.with_file_name(format!(".{}.stamp", out.file_name().unwrap())),
+        &[&cpio, out.as_str().as_bytes()],
+    );
+    if stamp.fresh(&[&out]) {
         eprintln!("{out} is up to date");
         return Ok(out);
     }
-    let _ = fs::remove_file(&stamp_path);
+    stamp.clear();
     let size = write(&entries, mtime, &out, compression)?;
-    write_atomic(&stamp_path, stamp.as_bytes())?;
+    stamp.write()?;
     eprintln!("{out} ({size} bytes, {} entries)", entries.len());
     Ok(out)
 }

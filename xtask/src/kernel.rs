@@ -6,6 +6,7 @@
 
 use crate::ctx::{Ctx, sha256_hex, write_atomic};
 use crate::sources::{self, Package, Tree};
+use crate::stamp::Stamp;
 use anyhow::{Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
@@ -110,15 +111,14 @@ fn run_profile(
         return Ok(None);
     }
     let inputs = inputs(ctx, &tree, text, profile)?;
-    let stamp = obj.join(".teeny-build-stamp");
     // The .config as built goes into the stamp too: a hand edit (scripts/config) not yet saved
     // to the config file is built by make, as before.
-    let built_from = |inputs: &str| -> String {
+    let stamp = |inputs: &str| {
         let config = fs::read(obj.join(".config")).unwrap_or_default();
-        format!("{inputs} {}", sha256_hex(&[&config]))
+        Stamp::new(obj.join(".teeny-build-stamp"), &[inputs.as_bytes(), &config])
     };
     if let (Action::Build, Some(inputs)) = (&action, &inputs)
-        && fs::read_to_string(&stamp).is_ok_and(|s| s == built_from(inputs))
+        && stamp(inputs).fresh(&[])
     {
         // An immutable source and unchanged inputs: the kernel in obj is this build's, no make needed.
         let kernel = built(ctx, &obj, profile)?;
@@ -126,13 +126,13 @@ fn run_profile(
         kernel.report()?;
         return Ok(Some(kernel));
     }
-    let _ = fs::remove_file(&stamp);
+    stamp("").clear();
     configure(ctx, &tree, &obj, path, text, profile)?;
     match action {
         Action::Build => {
             let kernel = compile(ctx, &tree, &obj, name, text, profile, start)?;
             if let Some(inputs) = inputs {
-                write_atomic(&stamp, built_from(&inputs).as_bytes())?;
+                stamp(&inputs).write()?;
             }
             Ok(Some(kernel))
         }

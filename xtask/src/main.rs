@@ -19,6 +19,7 @@ mod prepare;
 mod qemu;
 mod runner;
 mod sources;
+mod stamp;
 
 use anyhow::Result;
 use camino::Utf8PathBuf;

@@ -5,9 +5,10 @@
 use super::make::make;
 use super::profile::{KCONFIG_TARGETS, Profile, parse_profile};
 use crate::ctx::Ctx;
-use crate::ctx::{sha256_hex, write_atomic};
+use crate::ctx::write_atomic;
 use crate::kconfig::{self, Setting};
 use crate::sources::Tree;
+use crate::stamp::Stamp;
 use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
@@ -73,13 +74,12 @@ pub(super) fn configure(
     inputs.extend(bundled_texts.iter().map(|t| t.as_bytes()));
     // ARCH= decides what the base target makes (x86's allnoconfig is 32-bit or 64-bit by it).
     inputs.extend(args.iter().map(|a| a.as_bytes()));
-    let stamp = sha256_hex(&inputs);
-    let stamp_path = obj.join(".teeny-config-stamp");
+    let stamp = Stamp::new(obj.join(".teeny-config-stamp"), &inputs);
     // Nothing changed: leave .config alone, so make rebuilds nothing.
-    if obj.join(".config").is_file() && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+    if stamp.fresh(&[&obj.join(".config")]) {
         return Ok(());
     }
-    let _ = fs::remove_file(&stamp_path);
+    stamp.clear();
     let effective = base_config(ctx, tree, obj, profile, &profile.settings)?;
     // Ours must all hold; the kernel's bundled fragments are not ours to fix: what an arch drops
     // from them (e.g. S390_GUEST from kvm_guest.config) is a warning. One explain.py run for both.
@@ -100,7 +100,7 @@ pub(super) fn configure(
             eprintln!("warning: {w} (from {})", profile.merge.join(", "));
         }
     }
-    write_atomic(&stamp_path, stamp.as_bytes())?;
+    stamp.write()?;
     eprintln!("configured {obj}/.config from {path}: all {} settings took effect", profile.settings.len());
     Ok(())
 }
