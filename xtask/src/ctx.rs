@@ -1,4 +1,4 @@
-//! Where things live, and the runner every step shares.
+//! Where things live: the global settings every step shares, as plain data.
 
 use crate::arch::Arch;
 use crate::runner::{Runner, RunnerKind};

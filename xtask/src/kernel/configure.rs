@@ -1,4 +1,4 @@
-//! Configuring a kernel: the base target, our settings and the kernel\'s fragments merged,
+//! Configuring a kernel: the base target, our settings and the kernel's fragments merged,
 //! `olddefconfig`, every setting of ours checked (and explained when kconfig dropped it), and
 //! `--save`/`--edit` writing an edited .config back into the config file.
 

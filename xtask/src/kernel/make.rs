@@ -1,4 +1,4 @@
-//! The kernel\'s make command line: `make O=… ARCH=… CROSS_COMPILE=…` with the reproducible
+//! The kernel's make command line: `make O=… ARCH=… CROSS_COMPILE=…` with the reproducible
 //! build environment, for every step of a kernel.
 
 use crate::ctx::Ctx;
