@@ -698,7 +698,8 @@ fn distcc_workers_compile_to_the_same_bytes_and_a_lost_worker_falls_back_to_loca
     }
     let two_done = done(two).unwrap();
     let two_at = start.elapsed();
-    assert!(fake.run(&["distcc", "stop", "--port", &port(two)]).status.success());
+    let out = fake.run(&["distcc", "stop", "--port", &port(two)]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let two_stopped = start.elapsed();
     assert!(
         build.try_wait().unwrap().is_none(),
@@ -747,7 +748,8 @@ fn distcc_workers_compile_to_the_same_bytes_and_a_lost_worker_falls_back_to_loca
     assert!(worker_compiles(one).is_some(), "the new worker on {one} gives no statistics");
     assert!(docker(&["stop", "--time", "1", &name_one]).status.success());
     assert!(container_exists(&name_one));
-    assert!(fake.run(&["distcc", "stop", "--port", &port(one)]).status.success());
+    let out = fake.run(&["distcc", "stop", "--port", &port(one)]);
+    assert!(out.status.success(), "distcc stop of the stopped worker {name_one}: {}", stderr(&out));
     assert!(!container_exists(&name_one), "distcc stop left the stopped worker {name_one}");
 
     let _ = docker(&["rm", "-f", other_name]);
