@@ -1,12 +1,14 @@
 //! The fake kernel tree tier: `cargo xtask` as a user runs it, in the real builder image, on
 //! tests/fakelinux, a kernel *source tree* whose make answers every target xtask calls in
 //! milliseconds (see its Makefile). What a build does around make is checked in seconds:
-//! locks, signals, logs, the checks before anything runs, exit statuses, the build record.
+//! locks, signals, logs, the checks before anything runs, exit statuses, the build record,
+//! ccache and distcc workers.
 //!
 //! They need Docker (the builder image is built once if it is missing), but no kernel or
-//! busybox sources and no compiles. Each test copies the tree into a temporary folder of its own
-//! (the switches of the fake make go into that copy, fake-switches.mk) with a config folder of
-//! its own, and builds in this tier's build folder, target/tmp/fake-build.
+//! busybox sources, and compile no kernel (at most copies of one small C file). Each test
+//! copies the tree into a temporary folder of its own (the switches of the fake make go into
+//! that copy, fake-switches.mk) with a config folder of its own, and builds in this tier's build
+//! folder, target/tmp/fake-build.
 
 mod common;
 
@@ -571,4 +573,212 @@ fn the_compiler_cache_serves_the_same_compile_in_another_o_folder() {
     assert_eq!(counts("ccache-b"), (Some(1), Some(0)), "the same compile in another O= folder");
     assert!(fake.run_with(&["--no-ccache", "kernel", "ccache-b"], &env).status.success());
     assert!(json(&obj("ccache-b").join("teeny-build.json"))["ccache"].is_null(), "--no-ccache");
+}
+
+/// Compiles the distcc worker on this machine's `port` has done, from its statistics port
+/// (PORT + 1); None if that does not answer.
+fn worker_compiles(port: u16) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port + 1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut page = String::new();
+    stream.read_to_string(&mut page).ok()?;
+    page.lines().find_map(|l| l.strip_prefix("dcc_compile_ok ")?.trim().parse().ok())
+}
+
+fn docker(args: &[&str]) -> Output {
+    std::process::Command::new("docker").args(args).output().expect("cannot run docker")
+}
+
+/// Whether a container of that exact name exists, running or stopped.
+fn container_exists(name: &str) -> bool {
+    let out = docker(&["ps", "--all", "--quiet", "--filter", &format!("name=^{name}$")]);
+    !common::stdout(&out).trim().is_empty()
+}
+
+/// Containers that a test started, removed when it ends, passed or failed, so that their
+/// ports are free for the next run.
+struct Containers(Vec<String>);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = docker(&["rm", "-f", name]);
+        }
+    }
+}
+
+#[test]
+fn distcc_workers_compile_to_the_same_bytes_and_a_lost_worker_falls_back_to_local() {
+    let _g = serial();
+    let fake = Fake::new("distcc");
+    // Unusual ports, each with its statistics port (PORT + 1) free beside it: a user's own
+    // workers keep running. `dead` has nothing on it; `other` runs another builder tag.
+    let (one, two, other, dead, unused) = (47310u16, 47312u16, 47314u16, 47316u16, 47318u16);
+    let other_name = "teeny-fake-distcc-other";
+    let _containers = Containers(
+        [one, two, unused].map(|p| format!("teeny-distcc-{p}")).into_iter().chain([other_name.to_owned()]).collect(),
+    );
+    let port = |p: u16| p.to_string();
+    let mut image = String::new();
+    for p in [one, two] {
+        let _ = fake.run(&["distcc", "stop", "--port", &port(p)]);
+        let out = fake.run(&["distcc", "serve", "--port", &port(p), "-j", "2"]);
+        let said = common::stdout(&out);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(said.contains(&format!("  use it:  cargo xtask --distcc 127.0.0.1:{p}/2 kernel NAME")), "{said}");
+        let prefix = format!("distcc worker teeny-distcc-{p}: ");
+        image = said.lines().find_map(|l| l.strip_prefix(&prefix)?.split(' ').next()).unwrap().to_owned();
+    }
+    assert!(image.starts_with("teeny-linux-builder:"), "{image}");
+
+    // Bad input: a taken port, a malformed network, a malformed worker.
+    let out = fake.run(&["distcc", "serve", "--port", &port(one)]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && err.contains(&format!("a distcc worker already runs on port {one}")), "{err}");
+    let out = fake.run(&["distcc", "serve", "--port", &port(unused), "--allow", "10.0.0/8"]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && err.contains("--allow 10.0.0/8: not an IPv4 address"), "{err}");
+    assert!(!container_exists(&format!("teeny-distcc-{unused}")), "a worker started with a bad --allow");
+    let out = fake.run(&["--distcc", "host:port", "kernel", "distcc"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("distcc worker `host:port`: PORT is not a port number"), "{}", stderr(&out));
+
+    // A worker of another builder image: distccd from ours, told it is another tag (in a file
+    // that nobody, distccd's user, can read).
+    let tag = fake.dir.join("other-tag");
+    std::fs::write(&tag, "teeny-linux-builder:other\n").unwrap();
+    std::fs::set_permissions(&tag, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let volume = format!("--volume={}:/etc/teeny-builder-tag:ro", tag.display());
+    let _ = docker(&["rm", "-f", other_name]);
+    let started = docker(&[
+        "run",
+        "--detach",
+        "--rm",
+        &format!("--name={other_name}"),
+        "--network=host",
+        "--user=65534:65534",
+        &volume,
+        &image,
+        "distccd",
+        "--daemon",
+        "--no-detach",
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        &port(other),
+        "--allow",
+        "127.0.0.1/32",
+    ]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    wait_until(Duration::from_secs(10), "the other tag's distccd listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", other)).is_ok()
+    });
+    assert!(std::net::TcpStream::connect(("127.0.0.1", dead)).is_err(), "something listens on port {dead}");
+    let out = fake.run(&["distcc", "status"]);
+    let status = common::stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for p in [one, two] {
+        assert!(status.contains(&format!("teeny-distcc-{p} on port {p} runs {image}\n")), "{status}");
+        assert!(status.contains(&format!("127.0.0.1:{p} answers: {image} (the same as this checkout's)")), "{status}");
+    }
+
+    // FAKE_CC's compiles in two O= folders: here, and over distcc, both without ccache so that
+    // every compile is sent. Enough of them that worker two can be stopped mid-build.
+    const OBJECTS: u64 = 150;
+    fake.switches(&format!("FAKE_CC = {OBJECTS}\n"));
+    for name in ["distcc", "distcc-local"] {
+        fake.config(name, CONFIG);
+    }
+    let out = fake.run(&["--no-ccache", "kernel", "distcc-local"]);
+    assert!(out.status.success(), "the local build failed");
+    let hosts = format!("127.0.0.1:{one}/2,127.0.0.1:{two}/2,127.0.0.1:{other},127.0.0.1:{dead}");
+    let log = fake.dir.join("distcc-build.err");
+    // What a worker compiled for the build: since before it, but the build's tag probe.
+    let before = [one, two].map(|p| (p, worker_compiles(p).unwrap() + 1));
+    let done = |p: u16| {
+        let before = before.iter().find(|(q, _)| *q == p).unwrap().1;
+        Some(worker_compiles(p)?.saturating_sub(before))
+    };
+    let mut build =
+        common::command(&build_dir(), &["--no-ccache", "--distcc", &hosts, "kernel", "distcc"], &fake.env())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+    let build_log = || std::fs::read_to_string(&log).unwrap();
+    // Once worker two has done some compiles, it goes away; the build goes on without it.
+    let start = Instant::now();
+    while done(two).unwrap_or(0) < 20 {
+        assert!(build.try_wait().unwrap().is_none(), "the build ended before worker two compiled 20:\n{}", build_log());
+        assert!(start.elapsed() < Duration::from_secs(60), "worker {two} compiled too little in 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let two_done = done(two).unwrap();
+    let two_at = start.elapsed();
+    let out = fake.run(&["distcc", "stop", "--port", &port(two)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let two_stopped = start.elapsed();
+    assert!(
+        build.try_wait().unwrap().is_none(),
+        "the build ended before worker two was stopped (give it more objects to compile):\n{}",
+        build_log()
+    );
+    let status = build.wait().unwrap();
+    eprintln!(
+        "worker two: {two_done} compiles at {two_at:?}, stopped at {two_stopped:?}, build done at {:?}",
+        start.elapsed()
+    );
+    let err = build_log();
+    eprintln!("$ cargo xtask --no-ccache --distcc {hosts} kernel distcc (started) -> {status}\n{err}");
+    assert!(status.success(), "the build failed after losing a worker");
+    let needs = format!("this build needs {image}");
+    let dropped = format!("distcc: dropping 127.0.0.1:{other}: it runs teeny-linux-builder:other, {needs}\n");
+    assert!(err.contains(&dropped), "{err}");
+    assert!(err.contains(&format!("distcc: dropping 127.0.0.1:{dead}: it does not answer")), "{err}");
+    assert!(err.contains(&format!("distcc: 127.0.0.1:{two} stopped answering during the build")), "{err}");
+    let one_done = done(one).unwrap();
+    assert!(err.contains(&format!("distcc: 127.0.0.1:{one} compiled {one_done} files\n")), "{err}");
+    // Each worker compiled some, and together nearly all (what worker two had under way when it
+    // was stopped, and what it finished after it was last asked, are not counted).
+    assert!(two_done >= 20 && one_done + two_done >= OBJECTS * 9 / 10, "compiles: {one_done} and {two_done}");
+
+    // The same bytes as the local build's; vmlinux holds the objects, each other bytes.
+    let (sent, local) =
+        (json(&obj("distcc").join("teeny-build.json")), json(&obj("distcc-local").join("teeny-build.json")));
+    for key in ["/vmlinux/sha256", "/bzimage/sha256"] {
+        assert_eq!(str_at(&sent, key), str_at(&local, key), "{key}: distcc gave other bytes than the local build");
+    }
+    let read = |path: PathBuf| std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let vmlinux = read(obj("distcc").join("vmlinux"));
+    let (first, last) =
+        (read(obj("distcc").join("init/fake-1.o")), read(obj("distcc").join(format!("init/fake-{OBJECTS}.o"))));
+    assert!(first != last && vmlinux.ends_with(&last), "vmlinux does not end with the last object");
+    assert!(vmlinux.len() > OBJECTS as usize * first.len(), "vmlinux does not hold the objects");
+
+    // A worker stopped outside xtask: `serve` replaces it, `stop` removes it.
+    let name_one = format!("teeny-distcc-{one}");
+    assert!(docker(&["stop", "--time", "1", &name_one]).status.success());
+    let out = fake.run(&["distcc", "serve", "--port", &port(one), "-j", "2"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("removing {name_one}, a worker that was stopped but not removed")), "{err}");
+    assert!(worker_compiles(one).is_some(), "the new worker on {one} gives no statistics");
+    assert!(docker(&["stop", "--time", "1", &name_one]).status.success());
+    assert!(container_exists(&name_one));
+    let out = fake.run(&["distcc", "stop", "--port", &port(one)]);
+    assert!(out.status.success(), "distcc stop of the stopped worker {name_one}: {}", stderr(&out));
+    assert!(!container_exists(&name_one), "distcc stop left the stopped worker {name_one}");
+
+    let _ = docker(&["rm", "-f", other_name]);
+    let out = fake.run(&["distcc", "status"]);
+    let status = common::stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!status.contains(&format!("port {one}")) && !status.contains(&format!("port {two}")), "{status}");
+    for p in [one, two] {
+        let out = fake.run(&["distcc", "stop", "--port", &port(p)]);
+        let err = stderr(&out);
+        assert!(!out.status.success() && err.contains(&format!("no distcc worker runs on port {p} here")), "{err}");
+    }
 }
