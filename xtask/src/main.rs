@@ -95,7 +95,7 @@ enum Command {
     },
     /// Configure, verify and build the kernel from kernel-configs/ARCH/NAME.config in build/obj/linux-ARCH-NAME.
     Kernel {
-        /// The config to build (see --list).
+        /// The config to build (see --list); ARCH/NAME sets --arch too.
         #[arg(required_unless_present = "list")]
         name: Option<String>,
         /// List the configs with their base targets and descriptions.
@@ -117,7 +117,7 @@ enum Command {
     /// qemu boots headless, CMD runs in the guest shell, and its exit status is ours; 125 if the
     /// kernel or initramfs failed to build (`git bisect run` skips such a commit).
     Qemu {
-        /// The kernel config to boot (see `cargo xtask kernel --list`).
+        /// The kernel config to boot (see `cargo xtask kernel --list`); ARCH/NAME sets --arch too.
         #[arg(long, default_value = "allnoconfig")]
         kernel: String,
         /// Boot this initrd instead of build/initramfs-busybox-ARCH.cpio[.gz] (as the config says).
