@@ -100,6 +100,10 @@ fn fetch_verifies_the_busybox_tarball() {
     assert!(err.contains("checksum mismatch") && err.contains(bad.to_str().unwrap()), "{err}");
     assert!(err.contains("3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4"), "{err}");
     assert!(!build.join("src").exists(), "something was extracted from a bad tarball");
+    // The same bad tarball where its tree was unpacked before, from the good one: still refused.
+    let out = xtask_env(&["fetch"], &[("TEENY_DOWNLOADS", &dir)]);
+    assert!(!out.status.success(), "a wrong pinned tarball passed because its tree was unpacked");
+    assert!(stderr(&out).contains("checksum mismatch"), "{}", stderr(&out));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -902,6 +906,11 @@ fn gdb_breaks_at_start_kernel_and_runs_the_lx_helpers() {
         assert!(start.elapsed() < Duration::from_secs(1800), "no gdb session after 30 min");
         std::thread::sleep(Duration::from_millis(500));
     }
+    // A second qemu --gdb would take the running one's socket: refused, naming it.
+    let out = xtask(&["qemu", "--kernel", "fast", "--gdb"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("--gdb: the qemu of an earlier `cargo xtask qemu --gdb`") && !err.contains("\n$ "), "{err}");
     let out = xtask(&[
         "gdb",
         "--",

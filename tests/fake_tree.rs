@@ -15,7 +15,7 @@ mod common;
 use common::{host, json, serial, stderr, str_at};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -781,4 +781,25 @@ fn distcc_workers_compile_to_the_same_bytes_and_a_lost_worker_falls_back_to_loca
         let err = stderr(&out);
         assert!(!out.status.success() && err.contains(&format!("no distcc worker runs on port {p} here")), "{err}");
     }
+}
+
+#[test]
+fn a_build_folder_without_room_for_a_kernel_is_named_with_the_figures_before_make() {
+    let _g = serial();
+    // A 64 MiB tmpfs as the build folder: mounting one needs root (CI runs as root).
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let fake = Fake::new("full");
+    fake.config("full", CONFIG);
+    let small = common::temp_dir("full-disk");
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"]).arg(&small).status().unwrap();
+    assert!(mounted.success(), "mount -t tmpfs failed");
+    let out = fake.run_with(&["kernel", "full"], &[("TEENY_BUILD_DIR", small.as_path())]);
+    let _ = Command::new("umount").arg(&small).status();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not enough free space for building the kernel in ") && err.contains("GiB needed"), "{err}");
+    assert!(!steps(&out).iter().any(|s| s.contains(" -j")), "the build ran: {err}");
 }
