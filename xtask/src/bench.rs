@@ -2,9 +2,11 @@
 //! SVG charts, the initramfs packer against `find | cpio | gzip -9`, a timeline of one boot
 //! (`--bootgraph`) and a profile of where its time goes (`--profile`). One file per output.
 
+mod bootgraph;
 mod chart;
 mod packing;
 mod profile;
+mod sampler;
 mod svg;
 mod table;
 mod timeline;
@@ -56,9 +58,18 @@ struct Row {
     build: Option<serde_json::Value>,
     /// The instrumented boot of `--bootgraph` or `--profile`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    timeline: Option<Timeline>,
+    timeline: Option<Instrumented>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+/// An instrumented boot: its timeline, and with `--profile` where its samples fell.
+#[derive(Serialize)]
+struct Instrumented {
+    #[serde(flatten)]
+    timeline: Timeline,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    profile: Vec<profile::Entry>,
 }
 
 #[derive(Serialize)]
@@ -204,14 +215,14 @@ fn instrumented(
     let socket = dir.join(format!("qmp-{}.sock", ctx.arch.name));
     let initrd = initramfs::for_kernel(ctx, kernel, false)?;
     let append = INSTRUMENTED.map(String::from);
-    let qemu_args = if profile { profile::qemu_args(&socket) } else { Vec::new() };
+    let qemu_args = if profile { sampler::qemu_args(&socket) } else { Vec::new() };
     let argv = qemu::boot_argv(kernel, &initrd, opts.kvm, &append, &qemu_args);
     eprintln!("instrumented boot of {}: $ {}", row.config, crate::runner::display(&argv));
     // A socket left by an earlier run would make qemu fail to listen.
     let _ = std::fs::remove_file(&socket);
-    let sampler = profile.then(|| profile::Sampler::start(socket.clone(), ctx.arch.monitor_pc));
+    let sampling = profile.then(|| sampler::Sampler::start(socket.clone(), ctx.arch.monitor_pc));
     let booted = Guest::boot(&argv, Some(opts.timeout));
-    let samples = sampler.map(profile::Sampler::finish).transpose();
+    let samples = sampling.map(sampler::Sampler::finish).transpose();
     let _ = std::fs::remove_file(&socket);
     let (mut guest, times) = booted?;
     let (status, dmesg) = guest.output(&["dmesg".to_owned()])?;
@@ -222,15 +233,16 @@ fn instrumented(
     crate::ctx::write_atomic(&dir.join(format!("bootgraph-{}-{}.log", ctx.arch.name, row.config)), logs.as_bytes())?;
     let symbols = crate::elf::code_symbols(&fs::read(&kernel.vmlinux)?)
         .with_context(|| format!("reading the symbols of {}", kernel.vmlinux))?;
-    let mut t = timeline::timeline(guest.log(), &dmesg, times.guest_s, times.host_s, &symbols)
+    let t = timeline::timeline(guest.log(), &dmesg, times.guest_s, times.host_s, &symbols)
         .with_context(|| format!("the timeline of {}", row.config))?;
     let title = format!("{}: one boot, from qemu start to the shell prompt ({})", label(row, true), row.accel);
-    drawn.push(write_chart(&dir, "bootgraph", ctx, &row.config, &t.svg(&title))?);
+    drawn.push(write_chart(&dir, "bootgraph", ctx, &row.config, &bootgraph::svg(&t, &title))?);
+    let mut t = Instrumented { timeline: t, profile: Vec::new() };
     if let Some(samples) = samples? {
         let samples: Vec<(f64, u64)> =
             samples.iter().map(|(at, pc)| (at.saturating_duration_since(guest.started()).as_secs_f64(), *pc)).collect();
         anyhow::ensure!(!samples.is_empty(), "no samples from qemu's monitor at {socket}");
-        t.profile = profile::attribute(&samples, &symbols, &t);
+        t.profile = profile::attribute(&samples, &symbols, &t.timeline);
         let title = format!("{}: functions by share of {} samples of the boot", label(row, true), samples.len());
         drawn.push(write_chart(&dir, "profile", ctx, &row.config, &profile::svg(&t.profile, &title))?);
     }
@@ -246,7 +258,8 @@ fn write_chart(dir: &Utf8Path, kind: &str, ctx: &Ctx, config: &str, svg: &str) -
 }
 
 /// The timeline's phases (and profile) as text.
-fn summary(label: &str, t: &Timeline) -> String {
+fn summary(label: &str, i: &Instrumented) -> String {
+    let t = &i.timeline;
     let mut out = format!(
         "{label}: guest uptime at init {:.3} s, {:.0}% of it in named phases; prompt {:.3} s after qemu started\n",
         t.guest_uptime_s,
@@ -259,8 +272,8 @@ fn summary(label: &str, t: &Timeline) -> String {
         let side = if p.side == timeline::Side::Host { "host" } else { "guest" };
         out += &format!("| {name} | {side} | {:.3} s | {:.1} ms |\n", p.start_s, p.duration_s * 1e3);
     }
-    if !t.profile.is_empty() {
-        out += &format!("\n{}", profile::table(&t.profile, t));
+    if !i.profile.is_empty() {
+        out += &format!("\n{}", profile::table(&i.profile, t));
     }
     out
 }
