@@ -5,6 +5,7 @@
 mod bootgraph;
 mod chart;
 mod packing;
+mod palette;
 mod profile;
 mod sampler;
 mod svg;

@@ -1,10 +1,11 @@
 //! build/bench/RUN/bootgraph-ARCH-NAME.svg: a boot's timeline on one host time axis.
 
+use super::palette;
 use super::svg::Svg;
 use super::timeline::{Side, Timeline};
 
-/// The boot on one host time axis: a row per phase, parts indented under it, each labelled
-/// with its duration.
+/// The boot on one host time axis: a row per phase, parts indented under it, each in its
+/// phase's colour (the profile's too) and labelled with its duration.
 pub fn svg(t: &Timeline, title: &str) -> String {
     // Room for the longest name (indented ones 16 px in), at about 6.2 px a character.
     let longest = t.phases.iter().map(|p| p.name.chars().count() as f64 * 6.2 + f64::from(p.depth) * 16.0);
@@ -22,25 +23,18 @@ pub fn svg(t: &Timeline, title: &str) -> String {
         t.host_prompt_s
     );
     svg.text(10.0, 32.0, "", &summary);
-    for (i, (color, name)) in
-        [("#f28e2b", "host"), ("#4e79a7", "guest"), ("#a0cbe8", "part of the phase above")].into_iter().enumerate()
-    {
-        svg.key(10.0 + i as f64 * 70.0, 50.0, color, name);
-    }
+    let note = "bars on the host's clock; durations on the guest's, or the host's where marked (host)";
+    svg.text(10.0, 48.0, "fill=\"#555\"", note);
     for (i, p) in t.phases.iter().enumerate() {
         let y = top + i as f64 * row_h;
         let (a, b) = (p.host_start_s, p.host_end_s);
         let indent = if p.depth > 0 { 16.0 } else { 0.0 };
-        let color = match (p.side, p.depth) {
-            (Side::Host, _) => "#f28e2b",
-            (Side::Guest, 0) => "#4e79a7",
-            _ => "#a0cbe8",
-        };
+        let side = if p.side == Side::Host { " (host)" } else { "" };
+        let duration = format!("{:.1} ms{side}", p.duration_s * 1e3);
         svg.text(10.0 + indent, y + 11.0, "", &p.name);
         let w = (x(b) - x(a)).max(1.0);
-        let label = format!("{} {:.1} ms", p.name, p.duration_s * 1e3);
-        svg.rect(x(a), y, w, 13.0, color, Some(&label));
-        svg.text(x(a) + w + 4.0, y + 11.0, "", &format!("{:.1} ms", p.duration_s * 1e3));
+        svg.rect(x(a), y, w, 13.0, palette::phase(&p.name), Some(&format!("{} {duration}", p.name)));
+        svg.text(x(a) + w + 4.0, y + 11.0, "", &duration);
     }
     let axis_y = top + t.phases.len() as f64 * row_h + 6.0;
     svg.time_axis(left, width, axis_y, end, "seconds since qemu started (host clock)");
@@ -59,5 +53,31 @@ mod tests {
         assert_eq!(svg.matches("<title>").count(), t.phases.len());
         assert!(svg.contains("seconds since qemu started") && svg.contains(">0.60</text>"), "{svg}");
         assert!(svg.contains("serial8250_init 9.0 ms"), "{svg}");
+        assert!(svg.contains(">300.1 ms (host)</text>") && svg.contains(">9.0 ms</text>"), "{svg}");
+    }
+
+    /// The `fill` of the bar whose title starts with `name`.
+    fn fill_of<'a>(svg: &'a str, name: &str) -> &'a str {
+        let title =
+            svg.find(&format!("<title>{}", super::super::svg::escape(name))).unwrap_or_else(|| panic!("{name}"));
+        let rect = svg[..title].rfind("<rect").unwrap();
+        svg[rect..title].split("fill=\"").nth(1).and_then(|f| f.split('"').next()).unwrap()
+    }
+
+    #[test]
+    fn a_phase_has_its_name_s_colour_whatever_the_other_phases() {
+        let t = timeline(&boot(), &[], 0.30, 0.65, &[]).unwrap();
+        let all = svg(&t, "all");
+        // The same boot without the calibration and the first initcall: phases move up a row.
+        let mut fewer = t.clone();
+        fewer.phases.retain(|p| p.name != "delay-loop calibration" && p.name != "init_a");
+        let fewer = svg(&fewer, "fewer");
+        for p in &t.phases {
+            assert_eq!(fill_of(&all, &p.name), palette::phase(&p.name), "{}", p.name);
+        }
+        for name in ["initcalls", "freeing init memory", "serial8250_init", "init's shell starting, until the prompt"] {
+            assert_eq!(fill_of(&all, name), fill_of(&fewer, name), "{name}");
+        }
+        assert_ne!(fill_of(&all, "initcalls"), fill_of(&all, "freeing init memory"));
     }
 }
