@@ -7,6 +7,7 @@ mod chart;
 mod packing;
 mod palette;
 mod profile;
+mod profile_chart;
 mod sampler;
 mod svg;
 mod table;
@@ -71,6 +72,8 @@ struct Instrumented {
     timeline: Timeline,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     profile: Vec<profile::Entry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sampling: Option<profile::Sampling>,
 }
 
 #[derive(Serialize)]
@@ -221,9 +224,9 @@ fn instrumented(
     eprintln!("instrumented boot of {}: $ {}", row.config, crate::runner::display(&argv));
     // A socket left by an earlier run would make qemu fail to listen.
     let _ = std::fs::remove_file(&socket);
-    let sampling = profile.then(|| sampler::Sampler::start(socket.clone(), ctx.arch.monitor_pc));
+    let running = profile.then(|| sampler::Sampler::start(socket.clone(), ctx.arch.monitor_pc));
     let booted = Guest::boot(&argv, Some(opts.timeout));
-    let samples = sampling.map(sampler::Sampler::finish).transpose();
+    let samples = running.map(sampler::Sampler::finish).transpose();
     let _ = std::fs::remove_file(&socket);
     let (mut guest, times) = booted?;
     let (status, dmesg) = guest.output(&["dmesg".to_owned()])?;
@@ -238,14 +241,19 @@ fn instrumented(
         .with_context(|| format!("the timeline of {}", row.config))?;
     let title = format!("{}: one boot, from qemu start to the shell prompt ({})", label(row, true), row.accel);
     drawn.push(write_chart(&dir, "bootgraph", ctx, &row.config, &bootgraph::svg(&t, &title))?);
-    let mut t = Instrumented { timeline: t, profile: Vec::new() };
+    let mut t = Instrumented { timeline: t, profile: Vec::new(), sampling: None };
     if let Some(samples) = samples? {
-        let samples: Vec<(f64, u64)> =
-            samples.iter().map(|(at, pc)| (at.saturating_duration_since(guest.started()).as_secs_f64(), *pc)).collect();
         anyhow::ensure!(!samples.is_empty(), "no samples from qemu's monitor at {socket}");
-        t.profile = profile::attribute(&samples, &symbols, &t.timeline);
+        let at: Vec<f64> =
+            samples.iter().map(|s| s.answered.saturating_duration_since(guest.started()).as_secs_f64()).collect();
+        let round_trips: Vec<f64> = samples.iter().map(|s| (s.answered - s.asked).as_secs_f64()).collect();
+        let pcs: Vec<(f64, u64)> = at.iter().zip(&samples).map(|(at, s)| (*at, s.pc)).collect();
+        t.profile = profile::attribute(&pcs, &symbols, &t.timeline);
+        let sampling = profile::sampling(&at, &round_trips, sampler::INTERVAL);
         let title = format!("{}: functions by share of {} samples of the boot", label(row, true), samples.len());
-        drawn.push(write_chart(&dir, "profile", ctx, &row.config, &profile::svg(&t.profile, &title))?);
+        let chart = profile_chart::svg(&t.profile, &profile::phases(&t.timeline), &sampling, &title);
+        drawn.push(write_chart(&dir, "profile", ctx, &row.config, &chart)?);
+        t.sampling = Some(sampling);
     }
     row.timeline = Some(t);
     Ok(())
@@ -273,8 +281,8 @@ fn summary(label: &str, i: &Instrumented) -> String {
         let side = if p.side == timeline::Side::Host { "host" } else { "guest" };
         out += &format!("| {name} | {side} | {:.3} s | {:.1} ms |\n", p.start_s, p.duration_s * 1e3);
     }
-    if !i.profile.is_empty() {
-        out += &format!("\n{}", profile::table(&i.profile, t));
+    if let Some(sampling) = &i.sampling {
+        out += &format!("\n{}", profile::table(&i.profile, t, sampling));
     }
     out
 }

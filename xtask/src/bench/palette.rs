@@ -20,6 +20,9 @@ const PHASES: [(&str, &str); 10] = [
 const OTHERS: [&str; 10] =
     ["#8cd17d", "#b6992d", "#f1ce63", "#86bcb6", "#ff9d9a", "#d37295", "#fabfd2", "#d4a6c8", "#9d7660", "#499894"];
 
+/// The colour of the samples outside a profile's top functions.
+pub const REST: &str = "#d9d9d9";
+
 /// FNV-1a: a hash that, unlike std's, is the same in every build.
 fn fnv(name: &str) -> u64 {
     name.bytes().fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))

@@ -10,8 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Time between samples. A monitor round trip costs well under a millisecond.
+/// The time the sampler asks for between samples. What it gets is longer: each sample is a
+/// round trip through qemu's monitor, which answers when its main loop gets to the command, and
+/// the report says what the mean interval was (see `profile::Sampling`).
 pub const INTERVAL: Duration = Duration::from_millis(2);
+
+/// One reading of the program counter: when it was asked for, when qemu answered, the value.
+pub struct Sample {
+    pub asked: Instant,
+    pub answered: Instant,
+    pub pc: u64,
+}
 
 /// qemu's arguments for the monitor the sampler reads.
 pub fn qemu_args(socket: &Utf8Path) -> Vec<String> {
@@ -21,7 +30,7 @@ pub fn qemu_args(socket: &Utf8Path) -> Vec<String> {
 /// Samples in the background until `finish`, or until qemu closes the monitor.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<Result<Vec<(Instant, u64)>>>,
+    thread: JoinHandle<Result<Vec<Sample>>>,
 }
 
 impl Sampler {
@@ -34,14 +43,14 @@ impl Sampler {
         Sampler { stop, thread }
     }
 
-    /// The samples: when each was taken, and the program counter.
-    pub fn finish(self) -> Result<Vec<(Instant, u64)>> {
+    /// The samples, in the order they were taken.
+    pub fn finish(self) -> Result<Vec<Sample>> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().map_err(|_| anyhow::anyhow!("the sampler thread panicked"))?
     }
 }
 
-fn sample(socket: &Utf8Path, register: &str, stop: &AtomicBool) -> Result<Vec<(Instant, u64)>> {
+fn sample(socket: &Utf8Path, register: &str, stop: &AtomicBool) -> Result<Vec<Sample>> {
     let start = Instant::now();
     let stream = loop {
         match UnixStream::connect(socket) {
@@ -84,7 +93,7 @@ fn sample(socket: &Utf8Path, register: &str, stop: &AtomicBool) -> Result<Vec<(I
         // milliseconds after we ask (while it writes console output), and answers at once.
         let answered = Instant::now();
         if let Some(pc) = text.as_str().and_then(|t| program_counter(t, register)) {
-            samples.push((answered, pc));
+            samples.push(Sample { asked, answered, pc });
         }
         std::thread::sleep(INTERVAL.saturating_sub(asked.elapsed()));
     }
