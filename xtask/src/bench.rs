@@ -45,7 +45,12 @@ struct Row {
     config: String,
     arch: &'static str,
     vmlinux_bytes: Option<u64>,
+    /// The arch's compressed image (bzImage, Image), booted or not (its build record's `bzimage`).
     bzimage_bytes: Option<u64>,
+    /// The file name of the image the config boots (qemu's `-kernel`): bzImage or Image, or
+    /// vmlinux for x86's PVH boot (`fast`).
+    boot_image: Option<String>,
+    boot_image_bytes: Option<u64>,
     initramfs_bytes: Option<u64>,
     guest_boot_s_median: Option<f64>,
     guest_boot_s_min: Option<f64>,
@@ -180,6 +185,8 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
         fs::read_to_string(kernel.obj.join(crate::kernel::RECORD)).ok().and_then(|t| serde_json::from_str(&t).ok());
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
     row.bzimage_bytes = Some(fs::metadata(&kernel.boot_image)?.len());
+    row.boot_image = kernel.image.file_name().map(String::from);
+    row.boot_image_bytes = Some(fs::metadata(&kernel.image)?.len());
     let initrd = initramfs::for_kernel(ctx, &kernel, false)?;
     row.initramfs_bytes = Some(fs::metadata(&initrd)?.len());
     let argv = qemu::boot_argv(&kernel, &initrd, opts.kvm, &[], &[]);
@@ -335,6 +342,8 @@ mod tests {
             arch: "x86_64",
             vmlinux_bytes: ok.then_some(6 << 20),
             bzimage_bytes: ok.then_some(1 << 20),
+            boot_image: ok.then(|| "bzImage".into()),
+            boot_image_bytes: ok.then_some(1 << 20),
             initramfs_bytes: Some(1 << 20),
             guest_boot_s_median: ok.then_some(0.5),
             guest_boot_s_min: ok.then_some(0.4),
@@ -367,6 +376,8 @@ mod tests {
             "arch",
             "vmlinux_bytes",
             "bzimage_bytes",
+            "boot_image",
+            "boot_image_bytes",
             "initramfs_bytes",
             "guest_boot_s_median",
             "guest_boot_s_min",
