@@ -4,10 +4,12 @@
 
 mod bootgraph;
 mod chart;
+mod instrumented;
 mod packing;
 mod palette;
 mod profile;
 mod profile_chart;
+mod runs;
 mod sampler;
 mod svg;
 mod table;
@@ -18,13 +20,13 @@ use crate::ctx::Ctx;
 use crate::initramfs;
 use crate::kernel::Kernel;
 use crate::qemu::{self, Guest};
-use anyhow::{Context, Result, bail};
-use camino::{Utf8Path, Utf8PathBuf};
+use anyhow::{Result, bail};
+use camino::Utf8PathBuf;
 use fs_err as fs;
+use instrumented::Instrumented;
 use serde::Serialize;
 use std::time::Duration;
 use table::label;
-use timeline::Timeline;
 
 /// The `cargo xtask bench` flags.
 pub struct Options {
@@ -68,17 +70,6 @@ struct Row {
     timeline: Option<Instrumented>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-}
-
-/// An instrumented boot: its timeline, and with `--profile` where its samples fell.
-#[derive(Serialize)]
-struct Instrumented {
-    #[serde(flatten)]
-    timeline: Timeline,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    profile: Vec<profile::Entry>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sampling: Option<profile::Sampling>,
 }
 
 #[derive(Serialize)]
@@ -131,18 +122,20 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
     for (arch, name) in &targets {
         crate::kernel::check_name(ctx_of(arch), name)?;
     }
+    // This run's folder: no other run's outputs are replaced.
+    let bench = ctx.build.join("bench");
+    let run = runs::create(&bench, &runs::now())?;
+    eprintln!("bench: this run's charts and logs go in {run}");
     let packing = packing::packing(&ctxs[0]).map_err(|e| eprintln!("warning: packing comparison skipped: {e:#}")).ok();
     let accel = if opts.kvm { "kvm" } else { "tcg" };
-    let dir = ctx.build.join("bench");
-    fs::create_dir_all(&dir)?;
     let mut rows = Vec::new();
-    let mut drawn = Vec::new();
+    let mut written = Vec::new();
     for t @ (arch, config) in &targets {
         let mut row = Row { config: config.clone(), arch: arch.name, accel, ..Row::default() };
         let profile = profiled.as_ref() == Some(t);
         let draw = profile || graph.as_ref() == Some(t);
         let measured = measure(ctx_of(arch), opts, &mut row).and_then(|kernel| match draw {
-            true => instrumented(ctx_of(arch), opts, &kernel, &mut row, profile, &mut drawn),
+            true => instrumented::boot(ctx_of(arch), opts, &kernel, &mut row, profile, &run, &mut written),
             false => Ok(()),
         });
         if let Err(e) = measured {
@@ -151,24 +144,30 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
         }
         rows.push(row);
     }
-    let svg = dir.join("bench.svg");
+    let svg = run.join("bench.svg");
     crate::ctx::write_atomic(&svg, chart::chart(&rows).as_bytes())?;
-    println!("{}", table::table(&rows, accel));
+    let mut out = format!("{}\n", table::table(&rows, accel));
     if let Some(p) = &packing {
-        println!("{p}");
+        out += &format!("{p}\n");
     }
-    println!("chart: {svg}");
     for row in &rows {
         if let Some(t) = &row.timeline {
-            println!("\n{}", summary(&label(row, true), t));
+            out += &format!("\n{}\n", instrumented::summary(&label(row, true), t));
         }
     }
-    for path in drawn {
-        println!("chart: {path}");
-    }
     let report = Report { results: rows, machine: machine_info(&ctxs), packing };
+    let json = serde_json::to_string_pretty(&report)?;
+    let (md, json_copy) = (run.join("bench.md"), run.join("bench.json"));
+    crate::ctx::write_atomic(&md, out.as_bytes())?;
+    crate::ctx::write_atomic(&json_copy, json.as_bytes())?;
+    let latest = runs::link_latest(&bench, &run)?;
+    print!("{out}");
+    println!("\nthis run's charts and logs ({latest} links to {run}):");
+    for path in [&svg].into_iter().chain(&written).chain([&md, &json_copy]) {
+        println!("  {path}");
+    }
     if let Some(path) = &opts.json {
-        crate::ctx::write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        crate::ctx::write_atomic(path, json.as_bytes())?;
         println!("json: {path}");
     }
     let failed: Vec<String> = report.results.iter().filter(|r| r.error.is_some()).map(|r| label(r, true)).collect();
@@ -201,97 +200,6 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
     [row.host_wall_s_median, row.host_wall_s_min, row.host_wall_s_max] = stats(&host).map(Some);
     row.runs = opts.runs;
     Ok(kernel)
-}
-
-/// What the instrumented boot adds to the kernel's command line: timestamped initcall lines,
-/// in a log buffer large enough for them; on the console only up to KERN_INFO, which has the
-/// lines the phases begin and end with (writing the ~600 initcall lines to the emulated UART
-/// would cost more than some of the phases: read with `dmesg` after the boot instead);
-/// `nokaslr`, so that addresses are vmlinux's.
-const INSTRUMENTED: [&str; 5] = ["initcall_debug", "printk.time=1", "loglevel=7", "log_buf_len=1M", "nokaslr"];
-
-/// Boots `kernel` once with its console instrumented (and with `profile`, its program counter
-/// sampled through qemu's monitor) and draws the timeline (and the profile) into
-/// build/bench/; the row gets them. The booted kernel is the measured one: initcall and
-/// function names come from its vmlinux, so it needs no kallsyms.
-fn instrumented(
-    ctx: &Ctx,
-    opts: &Options,
-    kernel: &Kernel,
-    row: &mut Row,
-    profile: bool,
-    drawn: &mut Vec<Utf8PathBuf>,
-) -> Result<()> {
-    let dir = ctx.build.join("bench");
-    let socket = dir.join(format!("qmp-{}.sock", ctx.arch.name));
-    let initrd = initramfs::for_kernel(ctx, kernel, false)?;
-    let append = INSTRUMENTED.map(String::from);
-    let qemu_args = if profile { sampler::qemu_args(&socket) } else { Vec::new() };
-    let argv = qemu::boot_argv(kernel, &initrd, opts.kvm, &append, &qemu_args);
-    eprintln!("instrumented boot of {}: $ {}", row.config, crate::runner::display(&argv));
-    // A socket left by an earlier run would make qemu fail to listen.
-    let _ = std::fs::remove_file(&socket);
-    let running = profile.then(|| sampler::Sampler::start(socket.clone(), ctx.arch.monitor_pc));
-    let booted = Guest::boot(&argv, Some(opts.timeout));
-    let samples = running.map(sampler::Sampler::finish).transpose();
-    let _ = std::fs::remove_file(&socket);
-    let (mut guest, times) = booted?;
-    let (status, dmesg) = guest.output(&["dmesg".to_owned()])?;
-    anyhow::ensure!(status == 0, "`dmesg` in the guest exited with {status}");
-    // What the timeline is drawn from: the console with arrival times, and the kernel's log.
-    let console: String = guest.log().iter().map(|l| format!("{:9.6} {}\n", l.host_s, l.text)).collect();
-    let logs = format!("# console (host seconds since qemu started, line)\n{console}# dmesg\n{}\n", dmesg.join("\n"));
-    crate::ctx::write_atomic(&dir.join(format!("bootgraph-{}-{}.log", ctx.arch.name, row.config)), logs.as_bytes())?;
-    let symbols = crate::elf::code_symbols(&fs::read(&kernel.vmlinux)?)
-        .with_context(|| format!("reading the symbols of {}", kernel.vmlinux))?;
-    let t = timeline::timeline(guest.log(), &dmesg, times.guest_s, times.host_s, &symbols)
-        .with_context(|| format!("the timeline of {}", row.config))?;
-    let title = format!("{}: one boot, from qemu start to the shell prompt ({})", label(row, true), row.accel);
-    drawn.push(write_chart(&dir, "bootgraph", ctx, &row.config, &bootgraph::svg(&t, &title))?);
-    let mut t = Instrumented { timeline: t, profile: Vec::new(), sampling: None };
-    if let Some(samples) = samples? {
-        anyhow::ensure!(!samples.is_empty(), "no samples from qemu's monitor at {socket}");
-        let at: Vec<f64> =
-            samples.iter().map(|s| s.answered.saturating_duration_since(guest.started()).as_secs_f64()).collect();
-        let round_trips: Vec<f64> = samples.iter().map(|s| (s.answered - s.asked).as_secs_f64()).collect();
-        let pcs: Vec<(f64, u64)> = at.iter().zip(&samples).map(|(at, s)| (*at, s.pc)).collect();
-        t.profile = profile::attribute(&pcs, &symbols, &t.timeline);
-        let sampling = profile::sampling(&at, &round_trips, sampler::INTERVAL);
-        let title = format!("{}: functions by share of {} samples of the boot", label(row, true), samples.len());
-        let chart = profile_chart::svg(&t.profile, &profile::phases(&t.timeline), &sampling, &title);
-        drawn.push(write_chart(&dir, "profile", ctx, &row.config, &chart)?);
-        t.sampling = Some(sampling);
-    }
-    row.timeline = Some(t);
-    Ok(())
-}
-
-/// Writes build/bench/KIND-ARCH-CONFIG.svg.
-fn write_chart(dir: &Utf8Path, kind: &str, ctx: &Ctx, config: &str, svg: &str) -> Result<Utf8PathBuf> {
-    let path = dir.join(format!("{kind}-{}-{config}.svg", ctx.arch.name));
-    crate::ctx::write_atomic(&path, svg.as_bytes())?;
-    Ok(path)
-}
-
-/// The timeline's phases (and profile) as text.
-fn summary(label: &str, i: &Instrumented) -> String {
-    let t = &i.timeline;
-    let mut out = format!(
-        "{label}: guest uptime at init {:.3} s, {:.0}% of it in named phases; prompt {:.3} s after qemu started\n",
-        t.guest_uptime_s,
-        t.attributed * 100.0,
-        t.host_prompt_s
-    );
-    out += "| phase | side | start | duration |\n|---|---|---|---|\n";
-    for p in &t.phases {
-        let name = if p.depth > 0 { format!("  {}", p.name) } else { p.name.clone() };
-        let side = if p.side == timeline::Side::Host { "host" } else { "guest" };
-        out += &format!("| {name} | {side} | {:.3} s | {:.1} ms |\n", p.start_s, p.duration_s * 1e3);
-    }
-    if let Some(sampling) = &i.sampling {
-        out += &format!("\n{}", profile::table(&i.profile, t, sampling));
-    }
-    out
 }
 
 /// Median, min and max of a non-empty sample.
