@@ -55,17 +55,27 @@ pub fn sampling(at: &[f64], round_trips: &[f64], asked: Duration) -> Sampling {
 }
 
 impl Sampling {
-    /// One line: how many samples, and how far apart they really were.
+    /// How many samples, and how far apart they really came: two lines' worth.
+    pub fn lines(&self) -> [String; 2] {
+        [
+            format!(
+                "{} samples from {:.3} s to {:.3} s after qemu started: one every {:.1} ms on average,",
+                self.samples,
+                self.first_s,
+                self.last_s,
+                self.mean_interval_s * 1e3
+            ),
+            format!(
+                "where the sampler asks for one every {:.0} ms (a round trip through qemu's monitor took {:.1} ms on average)",
+                self.asked_interval_s * 1e3,
+                self.mean_round_trip_s * 1e3
+            ),
+        ]
+    }
+
+    /// [`Sampling::lines`] as one.
     pub fn describe(&self) -> String {
-        format!(
-            "{} samples from {:.3} s to {:.3} s after qemu started: one every {:.1} ms on average, where the sampler asks for one every {:.0} ms (a round trip through qemu's monitor took {:.1} ms on average)",
-            self.samples,
-            self.first_s,
-            self.last_s,
-            self.mean_interval_s * 1e3,
-            self.asked_interval_s * 1e3,
-            self.mean_round_trip_s * 1e3
-        )
+        self.lines().join(" ")
     }
 }
 

@@ -67,8 +67,9 @@ pub fn svg(entries: &[Entry], order: &[&str], sampling: &Sampling, title: &str) 
     let longest = bars.iter().map(|b| b.name.chars().count()).max().unwrap_or(0);
     let (left, width, row_h) = (20.0 + longest as f64 * 6.5, 460.0, 22.0);
     let chart_w = left + width + 70.0;
+    let chart_w = sampling.lines().iter().map(|l| 20.0 + l.chars().count() as f64 * 5.8).fold(chart_w, f64::max);
     let mut keys = Vec::new();
-    let (mut x, mut y) = (10.0, 50.0);
+    let (mut x, mut y) = (10.0, 64.0);
     for p in &shown {
         let w = 30.0 + p.chars().count() as f64 * 6.0;
         if x + w > chart_w && x > 10.0 {
@@ -81,7 +82,9 @@ pub fn svg(entries: &[Entry], order: &[&str], sampling: &Sampling, title: &str) 
     let axis_y = top_y + bars.len() as f64 * row_h + 2.0;
     let mut svg = Svg::new(chart_w, axis_y + 44.0);
     svg.text(10.0, 16.0, "font-weight=\"bold\" font-size=\"13\"", title);
-    svg.text(10.0, 32.0, "fill=\"#555\"", &sampling.describe());
+    for (i, line) in sampling.lines().iter().enumerate() {
+        svg.text(10.0, 32.0 + i as f64 * 14.0, "fill=\"#555\"", line);
+    }
     for (x, y, p) in keys {
         svg.key(x, y, palette::phase(p), p);
     }
