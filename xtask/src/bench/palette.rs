@@ -2,8 +2,8 @@
 //! in every run and in every chart: the standard phases a fixed one each, any other phase (an
 //! initcall opened under the initcalls) one of a fixed palette chosen by a hash of its name.
 
-/// The timeline's phases of every boot, and the profile's samples after the prompt.
-const PHASES: [(&str, &str); 10] = [
+/// The timeline's phases of every boot, and where the profile counts samples outside them.
+const PHASES: [(&str, &str); 11] = [
     ("qemu, firmware and early kernel, until the guest's clock starts", "#f28e2b"),
     ("early setup, until the first initcall", "#4e79a7"),
     ("delay-loop calibration", "#a0cbe8"),
@@ -14,6 +14,7 @@ const PHASES: [(&str, &str); 10] = [
     ("init: mounts until \"Boot took\"", "#76b7b2"),
     ("init's shell starting, until the prompt", "#ffbe7d"),
     ("after the prompt", "#bab0ac"),
+    ("between the named phases", "#79706e"),
 ];
 
 /// For other phases: lighter and darker tones, none of them a standard phase's.

@@ -16,6 +16,8 @@ struct Bar<'a> {
     name: String,
     samples: usize,
     phases: Vec<(&'a str, usize)>,
+    /// The functions without a bar of their own.
+    rest: bool,
 }
 
 /// The functions by samples (most first, then by name), the top `n` as bars and the rest as
@@ -26,7 +28,7 @@ fn bars<'a>(entries: &'a [Entry], order: &[&str], n: usize) -> Vec<Bar<'a>> {
         let i = match functions.iter().position(|f| f.name == e.function) {
             Some(i) => i,
             None => {
-                functions.push(Bar { name: e.function.clone(), samples: 0, phases: Vec::new() });
+                functions.push(Bar { name: e.function.clone(), samples: 0, phases: Vec::new(), rest: false });
                 functions.len() - 1
             }
         };
@@ -44,7 +46,7 @@ fn bars<'a>(entries: &'a [Entry], order: &[&str], n: usize) -> Vec<Bar<'a>> {
             }
         }
         let name = format!("the other {} functions", rest.len());
-        functions.push(Bar { name, samples: rest.iter().map(|f| f.samples).sum(), phases });
+        functions.push(Bar { name, samples: rest.iter().map(|f| f.samples).sum(), phases, rest: true });
     }
     let rank = |p: &str| order.iter().position(|o| *o == p).unwrap_or(order.len());
     for f in &mut functions {
@@ -57,9 +59,7 @@ fn bars<'a>(entries: &'a [Entry], order: &[&str], n: usize) -> Vec<Bar<'a>> {
 pub fn svg(entries: &[Entry], order: &[&str], sampling: &Sampling, title: &str) -> String {
     let bars = bars(entries, order, BARS);
     let total = bars.iter().map(|b| b.samples).sum::<usize>().max(1) as f64;
-    let rest = bars.len() > BARS;
-    let fill =
-        |i: usize, b: &Bar| if rest && i == BARS { palette::REST.to_owned() } else { palette::function(&b.name) };
+    let fill = |b: &Bar| if b.rest { palette::REST.to_owned() } else { palette::function(&b.name) };
     // The phases the samples fell in, in boot order, as a legend over the bars.
     let shown: Vec<&str> =
         order.iter().copied().filter(|p| bars.iter().any(|b| b.phases.iter().any(|x| x.0 == *p))).collect();
@@ -99,7 +99,7 @@ pub fn svg(entries: &[Entry], order: &[&str], sampling: &Sampling, title: &str) 
         let share = b.samples as f64 / total;
         svg.text(left - 6.0, y + 11.0, "text-anchor=\"end\"", &b.name);
         let title = format!("{}: {} samples, {:.1}%", b.name, b.samples, share * 100.0);
-        svg.rect(left, y, xs(share) - left, 12.0, &fill(i, b), Some(&title));
+        svg.rect(left, y, xs(share) - left, 12.0, &fill(b), Some(&title));
         // Its phases, beneath it, each as long as its part of the bar.
         let mut from = 0;
         for &(phase, k) in &b.phases {
