@@ -55,6 +55,12 @@ fn bars<'a>(entries: &'a [Entry], order: &[&str], n: usize) -> Vec<Bar<'a>> {
     functions
 }
 
+/// A tick's share as a percentage, with a decimal when the ticks are less than 1% apart.
+fn percent(t: f64, ticks: &[f64]) -> String {
+    let step = if ticks.len() > 1 { ticks[1] - ticks[0] } else { 1.0 };
+    if step < 0.01 - 1e-12 { format!("{:.1}%", t * 100.0) } else { format!("{:.0}%", t * 100.0) }
+}
+
 /// The chart. `order`: the phases in boot order.
 pub fn svg(entries: &[Entry], order: &[&str], sampling: &Sampling, title: &str) -> String {
     let bars = bars(entries, order, BARS);
@@ -112,7 +118,7 @@ pub fn svg(entries: &[Entry], order: &[&str], sampling: &Sampling, title: &str) 
     }
     svg.line((left, top_y - 4.0), (left, axis_y), "#333");
     let label = format!("share of all {} samples (the bars add up to 100%)", total as usize);
-    svg.axis(left, width, axis_y, (&ticks, end), &|t| format!("{:.0}%", t * 100.0), &label);
+    svg.axis(left, width, axis_y, (&ticks, end), &|t| percent(t, &ticks), &label);
     svg.finish()
 }
 
@@ -190,6 +196,15 @@ mod tests {
         }
         assert!(svg.contains("share of all 20 samples (the bars add up to 100%)"), "{svg}");
         assert!(svg.contains("one every 10.0 ms on average"), "{svg}");
+    }
+
+    #[test]
+    fn ticks_under_a_percent_apart_have_a_decimal() {
+        let (ticks, _) = ticks_past(0.012, 5);
+        let shown: Vec<String> = ticks.iter().map(|t| percent(*t, &ticks)).collect();
+        assert_eq!(shown, ["0.0%", "0.5%", "1.0%", "1.5%"]);
+        let (ticks, _) = ticks_past(0.43, 5);
+        assert_eq!(percent(ticks[3], &ticks), "30%");
     }
 
     #[test]
