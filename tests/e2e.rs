@@ -336,7 +336,7 @@ fn bench_reports_a_row_with_json_and_charts() {
     assert!(out.lines().any(|l| l.starts_with(&size)), "{size} in {out}");
     assert!(report["machine"]["cpus"].as_u64().is_some_and(|n| n > 0), "{:#}", report["machine"]);
     assert!(out.contains("find . | cpio") || out.contains("find | cpio"), "packing comparison: {out}");
-    let svg = std::fs::read_to_string(build_dir().join("bench/bench.svg")).unwrap();
+    let svg = std::fs::read_to_string(build_dir().join("bench/latest/bench.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("allnoconfig"));
     // --profile fast: a row for it too, its boot in named phases, and the functions in them.
     measured(row(&report, arch, "fast"));
@@ -361,7 +361,7 @@ fn profile_names_functions(out: &str, report: &serde_json::Value, arch: &str, co
         let entry = profile.iter().find(|e| e["phase"] == "freeing init memory").expect("a function that frees");
         assert!(out.contains(str_at(entry, "/function")), "{entry:#} in the table: {out}");
     }
-    let chart = std::fs::read_to_string(build_dir().join(format!("bench/profile-{arch}-{config}.svg"))).unwrap();
+    let chart = std::fs::read_to_string(build_dir().join(format!("bench/latest/profile-{arch}-{config}.svg"))).unwrap();
     let top = str_at(&profile[0], "/function");
     assert!(chart.starts_with("<svg") && chart.contains(&format!(">{top}</text>")), "{top} in {chart}");
 }
@@ -383,7 +383,8 @@ fn timeline_accounts_for_the_boot(out: &str, report: &serde_json::Value, arch: &
     for side in ["host", "guest"] {
         assert!(phases.iter().any(|p| p["side"] == side && common::f64_at(p, "/duration_s") >= 0.0), "{side}");
     }
-    let chart = std::fs::read_to_string(build_dir().join(format!("bench/bootgraph-{arch}-{config}.svg"))).unwrap();
+    let chart =
+        std::fs::read_to_string(build_dir().join(format!("bench/latest/bootgraph-{arch}-{config}.svg"))).unwrap();
     assert!(chart.starts_with("<svg") && chart.contains("seconds since qemu started"), "{chart}");
 }
 
@@ -415,16 +416,21 @@ fn a_built_kernel_is_up_to_date_without_make_until_its_config_changes() {
 #[test]
 fn user_errors_are_caught_before_any_work() {
     let _g = serial();
-    // A chart from an earlier run: a typo must leave it as it was.
-    let bench_svg = build_dir().join("bench/bench.svg");
-    std::fs::create_dir_all(bench_svg.parent().unwrap()).unwrap();
-    let earlier = std::fs::read(&bench_svg).unwrap_or_else(|_| b"<svg>an earlier run's chart</svg>".to_vec());
-    std::fs::write(&bench_svg, &earlier).unwrap();
+    // Earlier runs' folders and the `latest` link: a typo must leave them as they were.
+    let bench = build_dir().join("bench");
+    std::fs::create_dir_all(&bench).unwrap();
+    let runs = || {
+        let mut names: Vec<String> =
+            std::fs::read_dir(&bench).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        (names, std::fs::read_link(bench.join("latest")).ok())
+    };
+    let before = runs();
     let out = xtask(&["bench", "--configs", "allnoconfig,fsat", "--runs", "1"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("unknown kernel config `fsat`: choose one of") && !err.contains("boot 1/1"), "{err}");
-    assert!(std::fs::read(&bench_svg).unwrap() == earlier, "the chart was replaced");
+    assert_eq!(runs(), before, "a run folder was made or `latest` moved");
     let other = others()[0].name;
     let out = xtask(&["bench", "--configs", "allnoconfig", "--runs", "1", "--profile", &format!("{other}/fsat")]);
     let err = stderr(&out);

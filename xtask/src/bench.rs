@@ -2,9 +2,15 @@
 //! SVG charts, the initramfs packer against `find | cpio | gzip -9`, a timeline of one boot
 //! (`--bootgraph`) and a profile of where its time goes (`--profile`). One file per output.
 
+mod bootgraph;
 mod chart;
+mod instrumented;
 mod packing;
+mod palette;
 mod profile;
+mod profile_chart;
+mod runs;
+mod sampler;
 mod svg;
 mod table;
 mod timeline;
@@ -13,13 +19,13 @@ use crate::arch::Arch;
 use crate::ctx::Ctx;
 use crate::kernel::Kernel;
 use crate::qemu::{self, Guest};
-use anyhow::{Context, Result, bail};
-use camino::{Utf8Path, Utf8PathBuf};
+use anyhow::{Result, bail};
+use camino::Utf8PathBuf;
 use fs_err as fs;
+use instrumented::Instrumented;
 use serde::Serialize;
 use std::time::Duration;
 use table::label;
-use timeline::Timeline;
 
 /// The `cargo xtask bench` flags.
 pub struct Options {
@@ -40,7 +46,12 @@ struct Row {
     config: String,
     arch: &'static str,
     vmlinux_bytes: Option<u64>,
+    /// The arch's compressed image (bzImage, Image), booted or not (its build record's `bzimage`).
     bzimage_bytes: Option<u64>,
+    /// The file name of the image the config boots (qemu's `-kernel`): bzImage or Image, or
+    /// vmlinux for x86's PVH boot (`fast`).
+    boot_image: Option<String>,
+    boot_image_bytes: Option<u64>,
     initramfs_bytes: Option<u64>,
     guest_boot_s_median: Option<f64>,
     guest_boot_s_min: Option<f64>,
@@ -55,7 +66,7 @@ struct Row {
     build: Option<serde_json::Value>,
     /// The instrumented boot of `--bootgraph` or `--profile`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    timeline: Option<Timeline>,
+    timeline: Option<Instrumented>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -110,18 +121,20 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
     for (arch, name) in &targets {
         crate::kernel::check_name(ctx_of(arch), name)?;
     }
+    // This run's folder: no other run's outputs are replaced.
+    let bench = ctx.build.join("bench");
+    let run = runs::create(&bench, &runs::now())?;
+    eprintln!("bench: this run's charts and logs go in {run}");
     let packing = packing::packing(&ctxs[0]).map_err(|e| eprintln!("warning: packing comparison skipped: {e:#}")).ok();
     let accel = if opts.kvm { "kvm" } else { "tcg" };
-    let dir = ctx.build.join("bench");
-    fs::create_dir_all(&dir)?;
     let mut rows = Vec::new();
-    let mut drawn = Vec::new();
+    let mut written = Vec::new();
     for t @ (arch, config) in &targets {
         let mut row = Row { config: config.clone(), arch: arch.name, accel, ..Row::default() };
         let profile = profiled.as_ref() == Some(t);
         let draw = profile || graph.as_ref() == Some(t);
         let measured = measure(ctx_of(arch), opts, &mut row).and_then(|kernel| match draw {
-            true => instrumented(ctx_of(arch), opts, &kernel, &mut row, profile, &mut drawn),
+            true => instrumented::boot(ctx_of(arch), opts, &kernel, &mut row, profile, &run, &mut written),
             false => Ok(()),
         });
         if let Err(e) = measured {
@@ -130,24 +143,30 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
         }
         rows.push(row);
     }
-    let svg = dir.join("bench.svg");
+    let svg = run.join("bench.svg");
     crate::ctx::write_atomic(&svg, chart::chart(&rows).as_bytes())?;
-    println!("{}", table::table(&rows, accel));
+    let mut out = format!("{}\n", table::table(&rows, accel));
     if let Some(p) = &packing {
-        println!("{p}");
+        out += &format!("{p}\n");
     }
-    println!("chart: {svg}");
     for row in &rows {
         if let Some(t) = &row.timeline {
-            println!("\n{}", summary(&label(row, true), t));
+            out += &format!("\n{}\n", instrumented::summary(&label(row, true), t));
         }
     }
-    for path in drawn {
-        println!("chart: {path}");
-    }
     let report = Report { results: rows, machine: machine_info(&ctxs), packing };
+    let json = serde_json::to_string_pretty(&report)?;
+    let (md, json_copy) = (run.join("bench.md"), run.join("bench.json"));
+    crate::ctx::write_atomic(&md, out.as_bytes())?;
+    crate::ctx::write_atomic(&json_copy, json.as_bytes())?;
+    let latest = runs::link_latest(&bench, &run)?;
+    print!("{out}");
+    println!("\nthis run's charts and logs ({latest} links to {run}):");
+    for path in [&svg].into_iter().chain(&written).chain([&md, &json_copy]) {
+        println!("  {path}");
+    }
     if let Some(path) = &opts.json {
-        crate::ctx::write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        crate::ctx::write_atomic(path, json.as_bytes())?;
         println!("json: {path}");
     }
     let failed: Vec<String> = report.results.iter().filter(|r| r.error.is_some()).map(|r| label(r, true)).collect();
@@ -164,6 +183,8 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
         fs::read_to_string(kernel.obj.join(crate::kernel::RECORD)).ok().and_then(|t| serde_json::from_str(&t).ok());
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
     row.bzimage_bytes = Some(fs::metadata(&kernel.boot_image)?.len());
+    row.boot_image = kernel.image.file_name().map(String::from);
+    row.boot_image_bytes = Some(fs::metadata(&kernel.image)?.len());
     let initrd = kernel.initrd(ctx, false)?;
     row.initramfs_bytes = Some(fs::metadata(&initrd)?.len());
     let argv = qemu::boot_argv(&kernel, &initrd, opts.kvm, &[], &[]);
@@ -178,90 +199,6 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
     [row.host_wall_s_median, row.host_wall_s_min, row.host_wall_s_max] = stats(&host).map(Some);
     row.runs = opts.runs;
     Ok(kernel)
-}
-
-/// What the instrumented boot adds to the kernel's command line: timestamped initcall lines,
-/// in a log buffer large enough for them; on the console only up to KERN_INFO, which has the
-/// lines the phases begin and end with (writing the ~600 initcall lines to the emulated UART
-/// would cost more than some of the phases: read with `dmesg` after the boot instead);
-/// `nokaslr`, so that addresses are vmlinux's.
-const INSTRUMENTED: [&str; 5] = ["initcall_debug", "printk.time=1", "loglevel=7", "log_buf_len=1M", "nokaslr"];
-
-/// Boots `kernel` once with its console instrumented (and with `profile`, its program counter
-/// sampled through qemu's monitor) and draws the timeline (and the profile) into
-/// build/bench/; the row gets them. The booted kernel is the measured one: initcall and
-/// function names come from its vmlinux, so it needs no kallsyms.
-fn instrumented(
-    ctx: &Ctx,
-    opts: &Options,
-    kernel: &Kernel,
-    row: &mut Row,
-    profile: bool,
-    drawn: &mut Vec<Utf8PathBuf>,
-) -> Result<()> {
-    let dir = ctx.build.join("bench");
-    let socket = dir.join(format!("qmp-{}.sock", ctx.arch.name));
-    let initrd = kernel.initrd(ctx, false)?;
-    let append = INSTRUMENTED.map(String::from);
-    let qemu_args = if profile { profile::qemu_args(&socket) } else { Vec::new() };
-    let argv = qemu::boot_argv(kernel, &initrd, opts.kvm, &append, &qemu_args);
-    eprintln!("instrumented boot of {}: $ {}", row.config, crate::runner::display(&argv));
-    // A socket left by an earlier run would make qemu fail to listen.
-    let _ = std::fs::remove_file(&socket);
-    let sampler = profile.then(|| profile::Sampler::start(socket.clone(), ctx.arch.monitor_pc));
-    let booted = Guest::boot(&argv, Some(opts.timeout));
-    let samples = sampler.map(profile::Sampler::finish).transpose();
-    let _ = std::fs::remove_file(&socket);
-    let (mut guest, times) = booted?;
-    let (status, dmesg) = guest.output(&["dmesg".to_owned()])?;
-    anyhow::ensure!(status == 0, "`dmesg` in the guest exited with {status}");
-    // What the timeline is drawn from: the console with arrival times, and the kernel's log.
-    let console: String = guest.log().iter().map(|l| format!("{:9.6} {}\n", l.host_s, l.text)).collect();
-    let logs = format!("# console (host seconds since qemu started, line)\n{console}# dmesg\n{}\n", dmesg.join("\n"));
-    crate::ctx::write_atomic(&dir.join(format!("bootgraph-{}-{}.log", ctx.arch.name, row.config)), logs.as_bytes())?;
-    let symbols = crate::elf::code_symbols(&fs::read(&kernel.vmlinux)?)
-        .with_context(|| format!("reading the symbols of {}", kernel.vmlinux))?;
-    let mut t = timeline::timeline(guest.log(), &dmesg, times.guest_s, times.host_s, &symbols)
-        .with_context(|| format!("the timeline of {}", row.config))?;
-    let title = format!("{}: one boot, from qemu start to the shell prompt ({})", label(row, true), row.accel);
-    drawn.push(write_chart(&dir, "bootgraph", ctx, &row.config, &t.svg(&title))?);
-    if let Some(samples) = samples? {
-        let samples: Vec<(f64, u64)> =
-            samples.iter().map(|(at, pc)| (at.saturating_duration_since(guest.started()).as_secs_f64(), *pc)).collect();
-        anyhow::ensure!(!samples.is_empty(), "no samples from qemu's monitor at {socket}");
-        t.profile = profile::attribute(&samples, &symbols, &t);
-        let title = format!("{}: functions by share of {} samples of the boot", label(row, true), samples.len());
-        drawn.push(write_chart(&dir, "profile", ctx, &row.config, &profile::svg(&t.profile, &title))?);
-    }
-    row.timeline = Some(t);
-    Ok(())
-}
-
-/// Writes build/bench/KIND-ARCH-CONFIG.svg.
-fn write_chart(dir: &Utf8Path, kind: &str, ctx: &Ctx, config: &str, svg: &str) -> Result<Utf8PathBuf> {
-    let path = dir.join(format!("{kind}-{}-{config}.svg", ctx.arch.name));
-    crate::ctx::write_atomic(&path, svg.as_bytes())?;
-    Ok(path)
-}
-
-/// The timeline's phases (and profile) as text.
-fn summary(label: &str, t: &Timeline) -> String {
-    let mut out = format!(
-        "{label}: guest uptime at init {:.3} s, {:.0}% of it in named phases; prompt {:.3} s after qemu started\n",
-        t.guest_uptime_s,
-        t.attributed * 100.0,
-        t.host_prompt_s
-    );
-    out += "| phase | side | start | duration |\n|---|---|---|---|\n";
-    for p in &t.phases {
-        let name = if p.depth > 0 { format!("  {}", p.name) } else { p.name.clone() };
-        let side = if p.side == timeline::Side::Host { "host" } else { "guest" };
-        out += &format!("| {name} | {side} | {:.3} s | {:.1} ms |\n", p.start_s, p.duration_s * 1e3);
-    }
-    if !t.profile.is_empty() {
-        out += &format!("\n{}", profile::table(&t.profile, t));
-    }
-    out
 }
 
 /// Median, min and max of a non-empty sample.
@@ -312,6 +249,8 @@ mod tests {
             arch: "x86_64",
             vmlinux_bytes: ok.then_some(6 << 20),
             bzimage_bytes: ok.then_some(1 << 20),
+            boot_image: ok.then(|| "bzImage".into()),
+            boot_image_bytes: ok.then_some(1 << 20),
             initramfs_bytes: Some(1 << 20),
             guest_boot_s_median: ok.then_some(0.5),
             guest_boot_s_min: ok.then_some(0.4),
@@ -344,6 +283,8 @@ mod tests {
             "arch",
             "vmlinux_bytes",
             "bzimage_bytes",
+            "boot_image",
+            "boot_image_bytes",
             "initramfs_bytes",
             "guest_boot_s_median",
             "guest_boot_s_min",

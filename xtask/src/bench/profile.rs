@@ -1,123 +1,18 @@
-//! `bench --profile`: samples the guest's program counter through qemu's monitor (QMP on a unix
-//! socket, `info registers`) every few milliseconds while it boots, maps each address to a
-//! function of vmlinux, and reports the top functions by share of samples, per phase of the
-//! boot's timeline: a table and build/bench/profile-ARCH-NAME.svg.
+//! `bench --profile`: maps each of the sampler's program counters to a function of vmlinux
+//! and to the phase of the boot's timeline it fell in, and reports the top functions per
+//! phase (a table; profile_chart.rs draws them) and how often the samples really came.
 
-use super::svg::Svg;
 use super::timeline::Timeline;
 use crate::elf::{Symbol, symbol_at};
-use anyhow::{Context, Result, bail};
-use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-
-/// Time between samples. A monitor round trip costs well under a millisecond.
-pub const INTERVAL: Duration = Duration::from_millis(2);
+use std::time::Duration;
 
 /// The name of an address outside vmlinux's code: firmware, boot code or user space.
 const OUTSIDE: &str = "(not in vmlinux)";
 
-/// qemu's arguments for the monitor the sampler reads.
-pub fn qemu_args(socket: &Utf8Path) -> Vec<String> {
-    vec!["-qmp".into(), format!("unix:{socket},server=on,wait=off")]
-}
-
-/// Samples in the background until `finish`, or until qemu closes the monitor.
-pub struct Sampler {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<Result<Vec<(Instant, u64)>>>,
-}
-
-impl Sampler {
-    /// Connects to `socket` as soon as qemu creates it; `register` is the program counter's name
-    /// in the arch's `info registers`.
-    pub fn start(socket: Utf8PathBuf, register: &'static str) -> Sampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || sample(&socket, register, &stopped));
-        Sampler { stop, thread }
-    }
-
-    /// The samples: when each was taken, and the program counter.
-    pub fn finish(self) -> Result<Vec<(Instant, u64)>> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().map_err(|_| anyhow::anyhow!("the sampler thread panicked"))?
-    }
-}
-
-fn sample(socket: &Utf8Path, register: &str, stop: &AtomicBool) -> Result<Vec<(Instant, u64)>> {
-    let start = Instant::now();
-    let stream = loop {
-        match UnixStream::connect(socket) {
-            Ok(s) => break s,
-            Err(_) if start.elapsed() < Duration::from_secs(10) && !stop.load(Ordering::Relaxed) => {
-                std::thread::sleep(Duration::from_millis(1))
-            }
-            Err(e) => return Err(e).with_context(|| format!("cannot reach qemu's monitor at {socket}")),
-        }
-    };
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    // qemu greets, then answers each command with one line; events may come between.
-    let mut reply = |writer: &mut UnixStream, command: &str| -> Result<Option<serde_json::Value>> {
-        writer.write_all(command.as_bytes())?;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(None); // qemu exited
-            }
-            let v: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("qemu monitor: {line}"))?;
-            if let Some(r) = v.get("return") {
-                return Ok(Some(r.clone()));
-            }
-            if let Some(e) = v.get("error") {
-                bail!("qemu monitor: {e}");
-            }
-        }
-    };
-    let mut samples = Vec::new();
-    if reply(&mut writer, "{\"execute\":\"qmp_capabilities\"}\n")?.is_none() {
-        return Ok(samples);
-    }
-    let info = "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"info registers\"}}\n";
-    while !stop.load(Ordering::Relaxed) {
-        let asked = Instant::now();
-        let Ok(Some(text)) = reply(&mut writer, info) else { break };
-        // qemu reads the registers when its main loop gets to the command, which can be many
-        // milliseconds after we ask (while it writes console output), and answers at once.
-        let answered = Instant::now();
-        if let Some(pc) = text.as_str().and_then(|t| program_counter(t, register)) {
-            samples.push((answered, pc));
-        }
-        std::thread::sleep(INTERVAL.saturating_sub(asked.elapsed()));
-    }
-    Ok(samples)
-}
-
-/// The program counter in `info registers` output: `RIP=…` (x86), `PC=…` (arm64) or a
-/// `pc       …` line (riscv).
-pub fn program_counter(info: &str, register: &str) -> Option<u64> {
-    let hex = |s: &str| u64::from_str_radix(s, 16).ok();
-    for line in info.lines() {
-        let mut words = line.split_whitespace();
-        let Some(first) = words.next() else { continue };
-        if first == register {
-            return words.next().and_then(hex);
-        }
-        for word in line.split_whitespace() {
-            if let Some(value) = word.strip_prefix(register).and_then(|w| w.strip_prefix('=')) {
-                return hex(value);
-            }
-        }
-    }
-    None
-}
+/// Where a sample after the shell prompt falls, and one in a gap between the phases.
+pub const AFTER: &str = "after the prompt";
+pub const BETWEEN: &str = "between the named phases";
 
 /// One function's samples in one phase.
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -129,14 +24,101 @@ pub struct Entry {
     pub samples: usize,
 }
 
+/// How the samples came, on the host's clock (seconds since qemu started). The sampler asks
+/// for one every `asked_interval_s`, but each is a round trip through qemu's monitor, which
+/// answers when its main loop gets to it: under TCG that can take many times as long.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Sampling {
+    pub samples: usize,
+    pub first_s: f64,
+    pub last_s: f64,
+    pub asked_interval_s: f64,
+    /// From the first sample to the last, per sample after the first.
+    pub mean_interval_s: f64,
+    /// From asking to the answer, on average.
+    pub mean_round_trip_s: f64,
+}
+
+/// The sampling of samples taken at `at` (host seconds, in order), each a round trip of
+/// `round_trips` seconds, asked for every `asked`.
+pub fn sampling(at: &[f64], round_trips: &[f64], asked: Duration) -> Sampling {
+    let (first_s, last_s) = (at.first().copied().unwrap_or(0.0), at.last().copied().unwrap_or(0.0));
+    let gaps = at.len().saturating_sub(1);
+    Sampling {
+        samples: at.len(),
+        first_s,
+        last_s,
+        asked_interval_s: asked.as_secs_f64(),
+        mean_interval_s: if gaps == 0 { 0.0 } else { (last_s - first_s) / gaps as f64 },
+        mean_round_trip_s: round_trips.iter().sum::<f64>() / round_trips.len().max(1) as f64,
+    }
+}
+
+impl Sampling {
+    /// How many samples, and how far apart they really came: two lines' worth.
+    pub fn lines(&self) -> [String; 2] {
+        [
+            format!(
+                "{} samples from {:.3} s to {:.3} s after qemu started: one every {:.1} ms on average,",
+                self.samples,
+                self.first_s,
+                self.last_s,
+                self.mean_interval_s * 1e3
+            ),
+            format!(
+                "where the sampler asks for one every {:.0} ms (a round trip through qemu's monitor took {:.1} ms on average)",
+                self.asked_interval_s * 1e3,
+                self.mean_round_trip_s * 1e3
+            ),
+        ]
+    }
+
+    /// [`Sampling::lines`] as one.
+    pub fn describe(&self) -> String {
+        self.lines().join(" ")
+    }
+}
+
+/// The phase a moment (host seconds) is counted in.
+fn phase_of(timeline: &Timeline, host_s: f64) -> &str {
+    match timeline.phase_at(host_s) {
+        Some(p) => &p.name,
+        None if host_s >= timeline.host_prompt_s => AFTER,
+        None => BETWEEN,
+    }
+}
+
+/// The phases samples are counted in, in boot order.
+pub fn phases(timeline: &Timeline) -> Vec<&str> {
+    let named = timeline.phases.iter().filter(|p| p.depth == 0).map(|p| p.name.as_str());
+    named.chain([BETWEEN, AFTER]).collect()
+}
+
+/// How much of the host's time from `from` to `to` is counted in each phase (where phases
+/// overlap, in the one that started last, as a sample is).
+fn owned(timeline: &Timeline, from: f64, to: f64) -> Vec<(&str, f64)> {
+    let mut cuts = vec![from, to, timeline.host_prompt_s];
+    cuts.extend(timeline.phases.iter().filter(|p| p.depth == 0).flat_map(|p| [p.host_start_s, p.host_end_s]));
+    cuts.retain(|c| (from..=to).contains(c));
+    cuts.sort_by(f64::total_cmp);
+    let mut owned: Vec<(&str, f64)> = Vec::new();
+    for w in cuts.windows(2).filter(|w| w[1] > w[0]) {
+        let phase = phase_of(timeline, (w[0] + w[1]) / 2.0);
+        match owned.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, s)) => *s += w[1] - w[0],
+            None => owned.push((phase, w[1] - w[0])),
+        }
+    }
+    owned
+}
+
 /// Names each sample (host seconds since qemu started, program counter) by its function and
 /// phase; the (function, phase) pairs by samples, most first.
 pub fn attribute(samples: &[(f64, u64)], symbols: &[Symbol], timeline: &Timeline) -> Vec<Entry> {
     let mut counts: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
     for &(host_s, pc) in samples {
         let function = symbol_at(symbols, pc).map_or(OUTSIDE, |s| s.name.as_str());
-        let phase = timeline.phase_at(host_s).map_or("after the prompt", |p| p.name.as_str());
-        *counts.entry((function, phase)).or_default() += 1;
+        *counts.entry((function, phase_of(timeline, host_s))).or_default() += 1;
     }
     let total = samples.len().max(1) as f64;
     let mut entries: Vec<Entry> = counts
@@ -152,85 +134,38 @@ pub fn attribute(samples: &[(f64, u64)], symbols: &[Symbol], timeline: &Timeline
     entries
 }
 
-/// Per phase of the timeline, in boot order: its samples and its top functions.
-pub fn table(entries: &[Entry], timeline: &Timeline) -> String {
+/// Per phase of the timeline, in boot order: the host time of it that was sampled, its
+/// samples, how far apart they came, and its top functions; under a line saying how the
+/// samples came.
+pub fn table(entries: &[Entry], timeline: &Timeline, sampling: &Sampling) -> String {
     let total: usize = entries.iter().map(|e| e.samples).sum();
-    let mut t = format!("| phase | samples | top functions (share of all {total} samples) |\n|---|---|---|\n");
-    let mut phases: Vec<&str> = timeline.phases.iter().filter(|p| p.depth == 0).map(|p| p.name.as_str()).collect();
-    phases.push("after the prompt");
-    for phase in phases {
+    let mut t = format!(
+        "{}\n\n| phase | sampled host time | samples | one per | top functions (share of all {total} samples) |\n|---|---|---|---|---|\n",
+        sampling.describe()
+    );
+    let owned = owned(timeline, sampling.first_s, sampling.last_s);
+    for phase in phases(timeline) {
         let of: Vec<&Entry> = entries.iter().filter(|e| e.phase == phase).collect();
         if of.is_empty() {
             continue;
         }
         let n: usize = of.iter().map(|e| e.samples).sum();
+        let time = owned.iter().find(|(p, _)| *p == phase).map_or(0.0, |o| o.1);
         let top: Vec<String> = of.iter().take(4).map(|e| format!("{} {:.1}%", e.function, e.share * 100.0)).collect();
-        t += &format!("| {phase} | {n} | {} |\n", top.join(", "));
+        t += &format!(
+            "| {phase} | {:.1} ms | {n} | {:.1} ms | {} |\n",
+            time * 1e3,
+            time * 1e3 / n as f64,
+            top.join(", ")
+        );
     }
     t
-}
-
-/// How many (function, phase) bars the chart shows.
-const BARS: usize = 25;
-
-/// The top functions as bars of their share, coloured by phase.
-pub fn svg(entries: &[Entry], title: &str) -> String {
-    const COLORS: [&str; 8] = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#9c755f"];
-    let top = &entries[..entries.len().min(BARS)];
-    let mut phases: Vec<&str> = Vec::new();
-    for e in top {
-        if !phases.contains(&e.phase.as_str()) {
-            phases.push(&e.phase);
-        }
-    }
-    let color = |phase: &str| COLORS[phases.iter().position(|p| *p == phase).unwrap_or(0) % COLORS.len()];
-    // Room for the longest name, at about 6.5 px a character.
-    let longest = top.iter().map(|e| e.function.chars().count()).max().unwrap_or(0);
-    let (left, width, row_h) = (20.0 + longest as f64 * 6.5, 420.0, 17.0);
-    let legend_h = 16.0 * phases.len() as f64;
-    let top_y = 30.0 + legend_h + 8.0;
-    let mut svg = Svg::new(left + width + 70.0, top_y + top.len() as f64 * row_h + 50.0);
-    svg.text(10.0, 16.0, "font-weight=\"bold\" font-size=\"13\"", title);
-    for (i, p) in phases.iter().enumerate() {
-        svg.key(10.0, 34.0 + i as f64 * 16.0, color(p), p);
-    }
-    let max = top.iter().map(|e| e.share).fold(1e-9, f64::max);
-    for (i, e) in top.iter().enumerate() {
-        let y = top_y + i as f64 * row_h;
-        svg.text(left - 6.0, y + 11.0, "text-anchor=\"end\"", &e.function);
-        let w = e.share / max * width;
-        svg.rect(left, y, w, 13.0, color(&e.phase), Some(&format!("{}: {} samples", e.phase, e.samples)));
-        svg.text(left + w + 4.0, y + 11.0, "", &format!("{:.1}%", e.share * 100.0));
-    }
-    let axis_y = top_y + top.len() as f64 * row_h + 4.0;
-    svg.line((left, top_y - 4.0), (left, axis_y), "#333");
-    svg.text(left, axis_y + 16.0, "", "share of the boot's samples");
-    svg.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::timeline::{Phase, Side};
     use super::*;
-
-    #[test]
-    fn the_program_counter_is_read_from_each_arch_s_info_registers() {
-        let x86 = "\r\nCPU#0\r\nRAX=0000000000000000 RBX=ffffffff82a03e30\nRIP=ffffffff81000f2e RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=0\n";
-        let arm64 = "\nCPU#0\n PC=ffff800008010000 X00=0000000000000000 X01=0000000000000000\n X02=0000000000000000\n";
-        let riscv = " V      =   0\n pc       ffffffff80002000\n mhartid  0000000000000000\n";
-        for arch in crate::arch::ARCHES {
-            let text = match arch.name {
-                "x86_64" => x86,
-                "arm64" => arm64,
-                _ => riscv,
-            };
-            assert!(program_counter(text, arch.monitor_pc).is_some(), "{}", arch.name);
-        }
-        assert_eq!(program_counter(x86, "RIP"), Some(0xffffffff81000f2e));
-        assert_eq!(program_counter(arm64, "PC"), Some(0xffff800008010000));
-        assert_eq!(program_counter(riscv, "pc"), Some(0xffffffff80002000));
-        assert_eq!(program_counter("EIP=0000fff0 EFL=00000002", "RIP"), None);
-    }
 
     fn timeline() -> Timeline {
         // Guest phases lie 0.2 s later on the host's clock.
@@ -250,7 +185,6 @@ mod tests {
                 phase("early setup, until the first initcall", Side::Guest, 0.0, 0.1),
                 phase("freeing init memory", Side::Guest, 0.1, 0.2),
             ],
-            profile: Vec::new(),
         }
     }
 
@@ -282,12 +216,51 @@ mod tests {
             ]
         );
         assert!((entries[0].share - 3.0 / 7.0).abs() < 1e-9);
-        let t = table(&entries, &timeline());
-        assert!(t.contains("| freeing init memory | 3 | memset 42.9% |"), "{t}");
+        let t = table(&entries, &timeline(), &sampling(&samples.map(|s| s.0), &[0.001; 7], Duration::from_millis(2)));
+        assert!(t.contains("| freeing init memory | 200.0 ms | 3 | 66.7 ms | memset 42.9% |"), "{t}");
         let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[2].starts_with("| qemu, firmware") && lines[5].starts_with("| after the prompt"), "{t}");
-        let svg = svg(&entries, "x86_64/fast");
-        assert_eq!(svg.matches("<title>").count(), 4);
-        assert!(svg.contains(">memset</text>") && svg.contains("42.9%"), "{svg}");
+        assert!(lines[4].starts_with("| qemu, firmware") && lines[7].starts_with("| after the prompt"), "{t}");
+    }
+
+    #[test]
+    fn the_table_says_how_far_apart_the_samples_really_came() {
+        // Asked for every 2 ms, the samples came every 17.5 ms: 17 samples in 280 ms.
+        let at: Vec<f64> = (0..17).map(|i| 0.21 + i as f64 * 0.0175).collect();
+        let s = sampling(&at, &[0.0155; 17], Duration::from_millis(2));
+        assert_eq!((s.samples, s.first_s, s.asked_interval_s), (17, 0.21, 0.002));
+        assert!((s.mean_interval_s - 0.0175).abs() < 1e-9 && (s.mean_round_trip_s - 0.0155).abs() < 1e-9, "{s:?}");
+        let samples: Vec<(f64, u64)> = at.iter().map(|&t| (t, 0x2000)).collect();
+        let symbols = [Symbol { addr: 0x2000, name: "memset".into() }];
+        let t = table(&attribute(&samples, &symbols, &timeline()), &timeline(), &s);
+        assert!(t.starts_with("17 samples from 0.210 s to 0.490 s after qemu started: one every 17.5 ms on average, where the sampler asks for one every 2 ms (a round trip through qemu's monitor took 15.5 ms on average)\n"), "{t}");
+        // Early setup: 0.21 to 0.3 sampled, 6 samples (0.21 to 0.2975); freeing: 0.3 to 0.49, 11.
+        assert!(t.contains("| early setup, until the first initcall | 90.0 ms | 6 | 15.0 ms |"), "{t}");
+        assert!(t.contains("| freeing init memory | 190.0 ms | 11 | 17.3 ms |"), "{t}");
+    }
+
+    #[test]
+    fn time_is_owned_by_the_phase_a_sample_then_would_be_counted_in() {
+        let mut t = timeline();
+        // A gap from 0.3 to 0.35 (the freeing starts late); unpacking beside the freeing.
+        t.phases[2].host_start_s = 0.35;
+        let mut unpack = t.phases[2].clone();
+        (unpack.name, unpack.host_start_s, unpack.host_end_s) = ("unpacking the initramfs".into(), 0.4, 0.45);
+        t.phases.push(unpack);
+        let owned = owned(&t, 0.1, 0.7);
+        let ms: Vec<(&str, i64)> = owned.iter().map(|&(p, s)| (p, (s * 1e3).round() as i64)).collect();
+        assert_eq!(
+            ms,
+            [
+                ("qemu, firmware and early kernel, until the guest's clock starts", 100),
+                ("early setup, until the first initcall", 100),
+                (BETWEEN, 150),
+                ("freeing init memory", 100),
+                ("unpacking the initramfs", 50),
+                (AFTER, 100),
+            ]
+        );
+        assert!((owned.iter().map(|o| o.1).sum::<f64>() - 0.6).abs() < 1e-9);
+        assert_eq!(phase_of(&t, 0.32), BETWEEN);
+        assert_eq!(phase_of(&t, 0.62), AFTER);
     }
 }

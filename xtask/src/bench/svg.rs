@@ -50,11 +50,25 @@ impl Svg {
 
     /// A horizontal time axis at `y` from `x0` (0 s) to `x0 + width` (`max_s`), with ticks.
     pub fn time_axis(&mut self, x0: f64, width: f64, y: f64, max_s: f64, label: &str) {
+        self.axis(x0, width, y, (&ticks(max_s, 8), max_s), &|t| format!("{t:.2}"), label);
+    }
+
+    /// A horizontal axis at `y` from `x0` (0) to `x0 + width` (`end`), with a tick at each of
+    /// `ticks` labelled by `format`.
+    pub fn axis(
+        &mut self,
+        x0: f64,
+        width: f64,
+        y: f64,
+        (ticks, end): (&[f64], f64),
+        format: &dyn Fn(f64) -> String,
+        label: &str,
+    ) {
         self.line((x0, y), (x0 + width, y), "#333");
-        for t in ticks(max_s, 8) {
-            let x = x0 + t / max_s * width;
+        for &t in ticks {
+            let x = x0 + t / end * width;
             self.line((x, y), (x, y + 4.0), "#333");
-            self.text(x, y + 16.0, "text-anchor=\"middle\"", &format!("{t:.2}"));
+            self.text(x, y + 16.0, "text-anchor=\"middle\"", &format(t));
         }
         self.text(x0 + width / 2.0, y + 32.0, "text-anchor=\"middle\"", label);
     }
@@ -78,6 +92,18 @@ pub fn ticks(max: f64, n: usize) -> Vec<f64> {
     (0..).map(|i| i as f64 * step).take_while(|t| *t <= max + step * 1e-9).collect()
 }
 
+/// Round ticks from 0 to the first one at or above `max`, about `n` of them, and that last one.
+pub fn ticks_past(max: f64, n: usize) -> (Vec<f64>, f64) {
+    let mut t = ticks(max, n);
+    let step = if t.len() > 1 { t[1] - t[0] } else { 1.0 };
+    let last = *t.last().unwrap_or(&0.0);
+    if last < max * (1.0 - 1e-9) {
+        t.push(last + step);
+    }
+    let end = *t.last().unwrap_or(&1.0);
+    (t, if end > 0.0 { end } else { 1.0 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +115,13 @@ mod tests {
         assert_eq!(shown(0.73, 8), "0.00 0.10 0.20 0.30 0.40 0.50 0.60 0.70");
         assert_eq!(shown(3.4, 8), "0.00 0.50 1.00 1.50 2.00 2.50 3.00");
         assert_eq!(shown(0.0, 8), "0.00");
+    }
+
+    #[test]
+    fn an_axis_ends_at_the_first_tick_past_its_maximum() {
+        assert_eq!(ticks_past(0.43, 5), (vec![0.0, 0.1, 0.2, 0.30000000000000004, 0.4, 0.5], 0.5));
+        assert_eq!(ticks_past(0.4, 4).1, 0.4);
+        assert_eq!(ticks_past(0.0, 5), (vec![0.0], 1.0));
     }
 
     #[test]

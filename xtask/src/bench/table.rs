@@ -23,6 +23,14 @@ fn secs(median: Option<f64>, min: Option<f64>, max: Option<f64>) -> String {
     }
 }
 
+/// The image a row boots: its size and file name (`1.6M bzImage`, `11.7M vmlinux`).
+fn boot_image(row: &Row) -> String {
+    match (row.boot_image_bytes, &row.boot_image) {
+        (Some(bytes), Some(name)) => format!("{} {name}", mib(Some(bytes))),
+        _ => mib(None),
+    }
+}
+
 /// A row's name: `ARCH/NAME` when `arches` (several arches measured), else the config's.
 pub fn label(row: &Row, arches: bool) -> String {
     if arches { format!("{}/{}", row.arch, row.config) } else { row.config.clone() }
@@ -37,7 +45,7 @@ pub fn several_arches(rows: &[Row]) -> bool {
 pub fn table(rows: &[Row], accel: &str) -> String {
     let arches = several_arches(rows);
     let mut t = String::from(
-        "| config | vmlinux | bzImage | initramfs | guest boot, median (min–max) | host to shell, median (min–max) | runs | walk-through vmlinux | walk-through boot (KVM, 5.11) |\n\
+        "| config | vmlinux | boot image | initramfs | guest boot, median (min–max) | host to shell, median (min–max) | runs | walk-through vmlinux | walk-through boot (KVM, 5.11) |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
@@ -50,7 +58,7 @@ pub fn table(rows: &[Row], accel: &str) -> String {
             "| {} | {} | {} | {} | {guest} | {} | {} | {pv} | {pb} |\n",
             label(r, arches),
             mib(r.vmlinux_bytes),
-            mib(r.bzimage_bytes),
+            boot_image(r),
             mib(r.initramfs_bytes),
             secs(r.host_wall_s_median, r.host_wall_s_min, r.host_wall_s_max),
             r.runs
@@ -70,10 +78,22 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
             lines[2],
-            "| allnoconfig | 6.0M | 1.0M | 1.0M | 0.500 s (0.400–0.600) | 1.500 s (1.000–2.000) | 3 | 6.1M | 0.28 s |"
+            "| allnoconfig | 6.0M | 1.0M bzImage | 1.0M | 0.500 s (0.400–0.600) | 1.500 s (1.000–2.000) | 3 | 6.1M | 0.28 s |"
         );
         assert!(lines[3].starts_with("| defconfig | — | — | 1.0M | FAILED: build failed |"), "{}", lines[3]);
         assert!(t.ends_with("accelerator: tcg"));
+    }
+
+    #[test]
+    fn the_boot_image_is_named_as_the_config_boots_it() {
+        let fast = Row { boot_image: Some("vmlinux".into()), boot_image_bytes: Some(6 << 20), ..row("fast", None) };
+        let arm64 = Row { arch: "arm64", boot_image: Some("Image".into()), ..row("fast", None) };
+        let t = table(&[fast, arm64], "tcg");
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("| config | vmlinux | boot image | initramfs |"), "{t}");
+        assert!(!t.contains("bzImage"), "{t}");
+        assert!(lines[2].starts_with("| x86_64/fast | 6.0M | 6.0M vmlinux | 1.0M |"), "{t}");
+        assert!(lines[3].starts_with("| arm64/fast | 6.0M | 1.0M Image | 1.0M |"), "{t}");
     }
 
     #[test]

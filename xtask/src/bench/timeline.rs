@@ -1,9 +1,8 @@
 //! One boot from qemu start to the shell prompt, in named phases: the host's (qemu start until
 //! the guest's clock starts; init's shell starting) on the host's clock, the guest's (early
 //! setup, initcalls, unpacking the initramfs, freeing init memory, init) from its printk
-//! timestamps, and build/bench/bootgraph-ARCH-NAME.svg drawing them on one time axis.
+//! timestamps; bootgraph.rs draws them on one time axis.
 
-use super::svg::Svg;
 use crate::elf::{Symbol, symbol_at};
 use crate::qemu::Line;
 use anyhow::{Result, bail};
@@ -75,8 +74,6 @@ pub struct Timeline {
     /// Share of the guest's uptime at init that falls in a named phase.
     pub attributed: f64,
     pub phases: Vec<Phase>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub profile: Vec<super::profile::Entry>,
 }
 
 /// `[    0.123456] rest` → (0.123456, rest).
@@ -273,7 +270,6 @@ pub fn timeline(
         host_prompt_s,
         attributed,
         phases,
-        profile: Vec::new(),
     })
 }
 
@@ -297,211 +293,7 @@ impl Timeline {
         let holding = self.phases.iter().filter(|p| p.depth == 0 && p.host_start_s <= host_s && host_s < p.host_end_s);
         holding.max_by(|a, b| a.host_start_s.total_cmp(&b.host_start_s))
     }
-
-    /// The boot on one host time axis: a row per phase, parts indented under it, each labelled
-    /// with its duration.
-    pub fn svg(&self, title: &str) -> String {
-        // Room for the longest name (indented ones 16 px in), at about 6.2 px a character.
-        let longest = self.phases.iter().map(|p| p.name.chars().count() as f64 * 6.2 + f64::from(p.depth) * 16.0);
-        let (left, width, row_h) = (20.0 + longest.fold(200.0, f64::max), 620.0, 18.0);
-        let end = self.host_prompt_s.max(1e-6);
-        let x = |t: f64| left + t / end * width;
-        let top = 62.0;
-        let height = top + self.phases.len() as f64 * row_h + 60.0;
-        let mut svg = Svg::new(left + width + 90.0, height);
-        svg.text(10.0, 16.0, "font-weight=\"bold\" font-size=\"13\"", title);
-        let summary = format!(
-            "guest uptime at init {:.3} s ({:.0}% in named phases), shell prompt {:.3} s after qemu started",
-            self.guest_uptime_s,
-            self.attributed * 100.0,
-            self.host_prompt_s
-        );
-        svg.text(10.0, 32.0, "", &summary);
-        for (i, (color, name)) in
-            [("#f28e2b", "host"), ("#4e79a7", "guest"), ("#a0cbe8", "part of the phase above")].into_iter().enumerate()
-        {
-            svg.key(10.0 + i as f64 * 70.0, 50.0, color, name);
-        }
-        for (i, p) in self.phases.iter().enumerate() {
-            let y = top + i as f64 * row_h;
-            let (a, b) = (p.host_start_s, p.host_end_s);
-            let indent = if p.depth > 0 { 16.0 } else { 0.0 };
-            let color = match (p.side, p.depth) {
-                (Side::Host, _) => "#f28e2b",
-                (Side::Guest, 0) => "#4e79a7",
-                _ => "#a0cbe8",
-            };
-            svg.text(10.0 + indent, y + 11.0, "", &p.name);
-            let w = (x(b) - x(a)).max(1.0);
-            let label = format!("{} {:.1} ms", p.name, p.duration_s * 1e3);
-            svg.rect(x(a), y, w, 13.0, color, Some(&label));
-            svg.text(x(a) + w + 4.0, y + 11.0, "", &format!("{:.1} ms", p.duration_s * 1e3));
-        }
-        let axis_y = top + self.phases.len() as f64 * row_h + 6.0;
-        svg.time_axis(left, width, axis_y, end, "seconds since qemu started (host clock)");
-        svg.finish()
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A console log: (host seconds, text).
-    fn log(lines: &[(f64, &str)]) -> Vec<Line> {
-        lines.iter().map(|&(host_s, t)| Line { host_s, text: t.to_owned(), console: true }).collect()
-    }
-
-    /// The shape of the fast profile's instrumented boot: lines buffered until the console is
-    /// enabled, calibration, initcalls with unpacking beside them, freeing, init.
-    fn boot() -> Vec<Line> {
-        log(&[
-            (0.3000, "[    0.000000] Linux version 6.1.192"),
-            (0.3001, "[    0.000000] printk: console [ttyS0] enabled"),
-            (0.3390, "[    0.004000] Calibrating delay loop... 4000.00 BogoMIPS (lpj=8000000)"),
-            (0.3410, "[    0.040000] pid_max: default: 32768 minimum: 301"),
-            (0.3605, "[    0.060000] calling  init_a+0x0/0x20 @ 1"),
-            (0.3651, "[    0.064000] initcall init_a+0x0/0x20 returned 0 after 4500 usecs"),
-            (0.3700, "[    0.068000] calling  populate_rootfs+0x0/0x20 @ 1"),
-            (0.3701, "[    0.068000] initcall populate_rootfs+0x0/0x20 returned 0 after 10 usecs"),
-            (0.3702, "[    0.068000] Trying to unpack rootfs image as initramfs..."),
-            (0.3810, "[    0.080000] calling  serial8250_init+0x0/0x1a0 @ 1"),
-            (0.3900, "[    0.088000] initcall serial8250_init+0x0/0x1a0 returned 0 after 9000 usecs"),
-            (0.4410, "[    0.140000] Freeing initrd memory: 2300K"),
-            (0.4900, "[    0.188000] Freeing unused kernel image (initmem) memory: 800K"),
-            (0.4950, "[    0.192000] Run /init as init process"),
-            (0.6000, ""),
-            (0.6001, "Boot took 0.30 seconds"),
-        ])
-    }
-
-    fn phase<'a>(t: &'a Timeline, name: &str) -> &'a Phase {
-        t.phases.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no {name} in {:#?}", t.phases))
-    }
-
-    fn close(a: f64, b: f64) -> bool {
-        (a - b).abs() < 1e-6
-    }
-
-    #[test]
-    fn lines_are_placed_on_both_clocks_buffered_ones_by_their_timestamps() {
-        let t = timeline(&boot(), &[], 0.30, 0.65, &[]).unwrap();
-        // The console came on at 0.000 on the guest's clock, 0.3001 on the host's.
-        assert!(close(t.guest_clock_zero_host_s, 0.3001), "{}", t.guest_clock_zero_host_s);
-        assert!(close(t.guest_clock_step_s, 0.004), "{}", t.guest_clock_step_s);
-        // The calibration line is printed when the calibration is done: it is placed by its
-        // timestamp, and the calibration ends with the next line.
-        let cal = phase(&t, "delay-loop calibration");
-        assert!(close(cal.start_s, 0.004) && close(cal.host_start_s, 0.3041), "{cal:?}");
-        assert!(close(cal.end_s(), 0.0409) && close(cal.host_end_s, 0.341), "{cal:?}");
-        // Printed live, a line's arrival refines the jiffy it was stamped with (0.060).
-        let initcalls = phase(&t, "initcalls");
-        assert!(close(initcalls.start_s, 0.0604) && close(initcalls.host_start_s, 0.3605), "{initcalls:?}");
-        // Live lines are where they arrived on the host's clock, whatever the guest's says.
-        assert!(close(phase(&t, "init: mounts until \"Boot took\"").host_start_s, 0.495));
-        assert!(close(phase(&t, "unpacking the initramfs").end_s(), 0.1409), "{:?}", t.phases);
-        // An initcall lasts what the kernel measured.
-        assert!(close(phase(&t, "serial8250_init").duration_s, 0.009));
-    }
-
-    #[test]
-    fn phases_cover_the_boot_in_order_with_the_slowest_initcalls_opened() {
-        let t = timeline(&boot(), &[], 0.30, 0.65, &[]).unwrap();
-        let names: Vec<&str> = t.phases.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "qemu, firmware and early kernel, until the guest's clock starts",
-                "early setup, until the first initcall",
-                "delay-loop calibration",
-                "initcalls",
-                "init_a",
-                "serial8250_init",
-                "unpacking the initramfs",
-                "freeing init memory",
-                "write-protecting the kernel, starting init",
-                "init: mounts until \"Boot took\"",
-                "init's shell starting, until the prompt",
-            ]
-        );
-        // Freeing starts when both the initcalls and the unpacking are done.
-        let free = phase(&t, "freeing init memory");
-        assert!(close(free.start_s, 0.1409) && close(free.end_s(), 0.1899), "{free:?}");
-        assert!(close(phase(&t, "init's shell starting, until the prompt").start_s, 0.6001));
-        assert!(t.attributed > 0.999, "{}", t.attributed);
-        // populate_rootfs took 10 µs: too short to open.
-        assert!(!names.contains(&"populate_rootfs"));
-    }
-
-    #[test]
-    fn a_moment_belongs_to_the_phase_that_started_last() {
-        let t = timeline(&boot(), &[], 0.30, 0.65, &[]).unwrap();
-        let name = |h| t.phase_at(h).map(|p| p.name.as_str());
-        assert_eq!(name(0.1), Some("qemu, firmware and early kernel, until the guest's clock starts"));
-        assert_eq!(name(0.366), Some("initcalls"));
-        assert_eq!(name(0.40), Some("unpacking the initramfs"));
-        assert_eq!(name(0.55), Some("init: mounts until \"Boot took\""));
-        assert_eq!(name(0.62), Some("init's shell starting, until the prompt"));
-        assert_eq!(name(0.7), None);
-    }
-
-    #[test]
-    fn without_kallsyms_an_initcall_is_named_from_vmlinux() {
-        let lines: Vec<Line> = boot()
-            .into_iter()
-            .map(|mut l| {
-                l.text = l.text.replace("serial8250_init+0x0/0x1a0", "0xffffffff81a00010");
-                l
-            })
-            .collect();
-        let symbols = [Symbol { addr: 0xffffffff81a00010, name: "serial8250_init".into() }];
-        let t = timeline(&lines, &[], 0.30, 0.65, &symbols).unwrap();
-        assert!(close(phase(&t, "serial8250_init").duration_s, 0.009));
-        assert_eq!(initcall_name("0xffffffff81a00010", &[]), "0xffffffff81a00010");
-    }
-
-    #[test]
-    fn lines_only_in_dmesg_are_placed_from_the_console_line_before_them() {
-        // The console had up to KERN_INFO; dmesg has the initcall lines too.
-        let dmesg: Vec<String> = boot().iter().filter(|l| l.text.starts_with('[')).map(|l| l.text.clone()).collect();
-        let console: Vec<Line> =
-            boot().into_iter().filter(|l| !l.text.contains("calling") && !l.text.contains("initcall ")).collect();
-        let t = timeline(&console, &dmesg, 0.30, 0.65, &[]).unwrap();
-        // serial8250_init was called at 0.080: 0.0099 after the console line before it, "Trying
-        // to unpack" (stamped 0.068 but refined to 0.0701 by its arrival, 0.3702).
-        let serial = phase(&t, "serial8250_init");
-        assert!(close(serial.start_s, 0.080) && close(serial.host_start_s, 0.3801), "{serial:?}");
-        // Its end is placed the same way; its duration is the kernel's.
-        assert!(close(serial.duration_s, 0.009) && close(serial.host_end_s, 0.3881), "{serial:?}");
-        assert_eq!(t.phases.len(), timeline(&boot(), &[], 0.30, 0.65, &[]).unwrap().phases.len());
-    }
-
-    #[test]
-    fn gaps_count_against_the_attribution() {
-        assert!(close(covered(&[(0.0, 0.1), (0.05, 0.2), (0.3, 0.5)], 0.4), 0.3));
-        // No "Run /init" line and no unpacking: the phases still end at init.
-        let lines: Vec<Line> = boot().into_iter().filter(|l| !l.text.contains("Run /init")).collect();
-        let t = timeline(&lines, &[], 0.30, 0.65, &[]).unwrap();
-        assert!(close(phase(&t, "init: mounts until \"Boot took\"").duration_s, 0.0));
-    }
-
-    #[test]
-    fn a_boot_without_timestamps_or_initcalls_is_refused_with_the_reason() {
-        let err = timeline(&log(&[(0.1, "Boot took 0.3 seconds")]), &[], 0.3, 0.5, &[]).unwrap_err();
-        assert!(err.to_string().contains("no printk timestamps"), "{err}");
-        let dmesg = ["[    0.010000] Linux version".to_owned()];
-        let err = timeline(&log(&[(0.1, "Boot took 0.3 seconds")]), &dmesg, 0.3, 0.5, &[]).unwrap_err();
-        assert!(err.to_string().contains("no initcall lines"), "{err}");
-        let err = timeline(&log(&[(0.1, "[    0.010000] Linux version")]), &[], 0.3, 0.5, &[]).unwrap_err();
-        assert!(err.to_string().contains("no initcall lines"), "{err}");
-    }
-
-    #[test]
-    fn the_chart_has_a_labelled_axis_and_a_row_per_phase() {
-        let t = timeline(&boot(), &[], 0.30, 0.65, &[]).unwrap();
-        let svg = t.svg("x86_64/fast");
-        assert_eq!(svg.matches("<title>").count(), t.phases.len());
-        assert!(svg.contains("seconds since qemu started") && svg.contains(">0.60</text>"), "{svg}");
-        assert!(svg.contains("serial8250_init 9.0 ms"), "{svg}");
-    }
-}
+pub(super) mod tests;
