@@ -51,7 +51,9 @@ pub fn marker(line: &str, token: &str) -> Option<Marker> {
     if kernel.starts_with("Kernel panic - not syncing") {
         return Some(Marker::Panic);
     }
-    if ["reboot: System halted", "reboot: Power down"].contains(&kernel) {
+    // 6.1: "reboot: System halted" or "reboot: Power down"; 6.12 on a PC without ACPI:
+    // "reboot: Power off not available: System halted instead".
+    if kernel.strip_prefix("reboot: ").is_some_and(|r| r.contains("System halted") || r.starts_with("Power down")) {
         return Some(Marker::Halted);
     }
     if line.trim() == begin(token) {
@@ -175,6 +177,9 @@ mod tests {
         assert_eq!(marker("Kernel panic - not syncing: Attempted to kill init!", TOKEN), Some(Marker::Panic));
         assert_eq!(marker("reboot: System halted", TOKEN), Some(Marker::Halted));
         assert_eq!(marker("[   12.5] reboot: Power down", TOKEN), Some(Marker::Halted));
+        let instead = "reboot: Power off not available: System halted instead";
+        assert_eq!(marker(instead, TOKEN), Some(Marker::Halted));
+        assert_eq!(marker("reboot: Restarting system", TOKEN), None, "qemu ends by itself (-no-reboot)");
         assert_eq!(marker(&format!("TEENY_BEGIN_{TOKEN}"), TOKEN), Some(Marker::Begin));
         assert_eq!(marker(&format!("TEENY_END_{TOKEN}:7"), TOKEN), Some(Marker::End(7, String::new())));
         assert_eq!(marker(&format!("no newlineTEENY_END_{TOKEN}:0"), TOKEN), Some(Marker::End(0, "no newline".into())));
