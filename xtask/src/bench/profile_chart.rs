@@ -72,7 +72,7 @@ pub fn svg(entries: &[Entry], order: &[&str], sampling: &Sampling, title: &str) 
     // Room for the longest name, at about 6.5 px a character.
     let longest = bars.iter().map(|b| b.name.chars().count()).max().unwrap_or(0);
     let (left, width, row_h) = (20.0 + longest as f64 * 6.5, 460.0, 22.0);
-    let chart_w = left + width + 70.0;
+    let chart_w = left + width + 200.0;
     let chart_w = sampling.lines().iter().map(|l| 20.0 + l.chars().count() as f64 * 5.8).fold(chart_w, f64::max);
     let mut keys = Vec::new();
     let (mut x, mut y) = (10.0, 64.0);
@@ -94,9 +94,10 @@ pub fn svg(entries: &[Entry], order: &[&str], sampling: &Sampling, title: &str) 
     for (x, y, p) in keys {
         svg.key(x, y, palette::phase(p), p);
     }
-    let max = bars.iter().map(|b| b.samples as f64 / total).fold(0.0, f64::max);
-    let (ticks, end) = ticks_past(max, 5);
-    let xs = |share: f64| left + share / end * width;
+    // The axis is the functions' bars': a rest longer than it is cut at its end.
+    let max = bars.iter().filter(|b| !b.rest).map(|b| b.samples as f64 / total).fold(0.0, f64::max);
+    let (ticks, end) = ticks_past(if max > 0.0 { max } else { 1.0 }, 5);
+    let xs = |share: f64| left + share.min(end) / end * width;
     for &t in &ticks[1..] {
         svg.line((xs(t), top_y - 4.0), (xs(t), axis_y), "#e5e5e5");
     }
@@ -105,16 +106,27 @@ pub fn svg(entries: &[Entry], order: &[&str], sampling: &Sampling, title: &str) 
         let share = b.samples as f64 / total;
         svg.text(left - 6.0, y + 11.0, "text-anchor=\"end\"", &b.name);
         let title = format!("{}: {} samples, {:.1}%", b.name, b.samples, share * 100.0);
-        svg.rect(left, y, xs(share) - left, 12.0, &fill(b), Some(&title));
-        // Its phases, beneath it, each as long as its part of the bar.
+        let w = xs(share) - left;
+        svg.rect(left, y, w, 12.0, &fill(b), Some(&title));
+        // Its phases, beneath it, each as long as its part of the bar (as drawn, if cut).
         let mut from = 0;
         for &(phase, k) in &b.phases {
-            let (a, z) = (xs(from as f64 / total), xs((from + k) as f64 / total));
+            let at = |n: usize| left + n as f64 / b.samples.max(1) as f64 * w;
+            let (a, z) = (at(from), at(from + k));
             let title = format!("{} in {phase}: {k} samples, {:.1}%", b.name, k as f64 / total * 100.0);
-            svg.rect(a, y + 13.0, z - a, 4.0, palette::phase(phase), Some(&title));
+            if z > a {
+                svg.rect(a, y + 13.0, z - a, 4.0, palette::phase(phase), Some(&title));
+            }
             from += k;
         }
-        svg.text(xs(share) + 4.0, y + 11.0, "", &format!("{:.1}%", share * 100.0));
+        let cut = share > end;
+        if cut {
+            // A break in the bar, near its end.
+            let x = left + width - 14.0;
+            svg.rect(x, y - 1.0, 5.0, 19.0, "#fff", None);
+        }
+        let note = if cut { " (cut: longer than the axis)" } else { "" };
+        svg.text(xs(share) + 4.0, y + 11.0, "", &format!("{:.1}%{note}", share * 100.0));
     }
     svg.line((left, top_y - 4.0), (left, axis_y), "#333");
     let label = format!("share of all {} samples (the bars add up to 100%)", total as usize);
@@ -195,7 +207,7 @@ mod tests {
             assert!(svg.contains(tick), "{tick} in {svg}");
         }
         assert!(svg.contains("share of all 20 samples (the bars add up to 100%)"), "{svg}");
-        assert!(svg.contains("one every 10.0 ms on average"), "{svg}");
+        assert!(svg.contains("one every 10.0 ms on average") && !svg.contains("cut"), "{svg}");
     }
 
     #[test]
@@ -213,5 +225,24 @@ mod tests {
         let svg = svg(&many, &ORDER, &sampling(), "x86_64/fast");
         assert_eq!(fills(&svg, "the other 5 functions: "), [palette::REST]);
         assert!(svg.contains("<title>the other 5 functions: 5 samples, 16.7%</title>"), "{svg}");
+        // A rest longer than the functions' bars is cut at the axis's end, and says so.
+        let few: Vec<Entry> = (0..30)
+            .map(|i| entry(&format!("f{i:02}"), ORDER[usize::from(i < 29)], if i < 3 { 3 } else { 1 }))
+            .collect();
+        let svg = super::svg(&few, &ORDER, &sampling(), "x86_64/fast");
+        // 3 of 36 samples each (8.3%): the axis goes up to 10%; the 5 functions after the top 25
+        // have 13.9%.
+        assert!(svg.contains(">13.9% (cut: longer than the axis)</text>") && svg.contains(">10%</text>"), "{svg}");
+        assert!(!svg.contains(">20%</text>"), "{svg}");
+        // Its phases' strip is the bar as drawn, in parts as its samples are: 1 of the 5 samples
+        // in early setup (f29), 4 in the initcalls.
+        let spans = |prefix: &str| -> Vec<(f64, f64)> {
+            let attr = |r: &str, a: &str| r.split(&format!(" {a}=\"")).nth(1)?.split('"').next()?.parse::<f64>().ok();
+            let rects = svg.split("<rect").filter(|r| r.contains(&format!("<title>{prefix}")));
+            rects.filter_map(|r| Some((attr(r, "x")?, attr(r, "width")?))).collect()
+        };
+        let (bar, strip) = (spans("the other 5 functions: "), spans("the other 5 functions in "));
+        assert!(bar.len() == 1 && strip.len() == 2, "{bar:?} {strip:?}");
+        assert!((strip[0].1 - bar[0].1 / 5.0).abs() < 0.2 && (strip[1].1 - bar[0].1 * 0.8).abs() < 0.2, "{strip:?}");
     }
 }
