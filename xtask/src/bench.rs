@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the walk-through's size and boot-time table for your own kernels, with
 //! SVG charts, the initramfs packer against `find | cpio | gzip -9`, a timeline of one boot
-//! (`--bootgraph`) and a profile of where its time goes (`--profile`). One file per output.
+//! (`--bootgraph`) and a profile of where its time goes (`--profile`). One source file per
+//! output; each run's outputs in a folder of their own (runs.rs).
 
 mod bootgraph;
 mod chart;
@@ -234,6 +235,7 @@ fn machine_info(ctxs: &[Ctx]) -> MachineInfo {
 
 #[cfg(test)]
 mod tests {
+    use super::timeline::Timeline;
     use super::*;
 
     #[test]
@@ -297,5 +299,26 @@ mod tests {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert!(v.get("error").is_none());
+    }
+
+    #[test]
+    fn the_instrumented_boot_is_one_json_object_with_its_profile() {
+        let timeline = Timeline {
+            guest_uptime_s: 0.3,
+            guest_clock_zero_host_s: 0.2,
+            guest_clock_step_s: 0.004,
+            host_prompt_s: 0.6,
+            attributed: 1.0,
+            phases: Vec::new(),
+        };
+        let entry = profile::Entry { function: "memset".into(), phase: "initcalls".into(), share: 1.0, samples: 1 };
+        let sampling = profile::sampling(&[0.3], &[0.001], std::time::Duration::from_millis(2));
+        let i = Instrumented { timeline, profile: vec![entry], sampling: Some(sampling) };
+        let v = serde_json::to_value(Row { timeline: Some(i), ..row("fast", None) }).unwrap();
+        // As before the profile moved out of the timeline: "profile" beside "phases".
+        for key in ["/timeline/guest_uptime_s", "/timeline/phases", "/timeline/profile/0/function"] {
+            assert!(v.pointer(key).is_some(), "{key} in {v:#}");
+        }
+        assert_eq!(v.pointer("/timeline/sampling/asked_interval_s"), Some(&serde_json::json!(0.002)));
     }
 }

@@ -32,8 +32,8 @@ const INSTRUMENTED: [&str; 5] = ["initcall_debug", "printk.time=1", "loglevel=7"
 
 /// Boots `kernel` once with its console instrumented (and with `profile`, its program counter
 /// sampled through qemu's monitor) and draws the timeline (and the profile) into the run's
-/// folder `dir` (their paths into `written`); the row gets them. The booted kernel is the measured one: initcall and
-/// function names come from its vmlinux, so it needs no kallsyms.
+/// folder `dir`, their paths into `written`; the row gets them. The booted kernel is the
+/// measured one: initcall and function names come from its vmlinux, so it needs no kallsyms.
 pub fn boot(
     ctx: &Ctx,
     opts: &Options,
