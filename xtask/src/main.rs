@@ -166,8 +166,10 @@ enum Command {
     /// Measure sizes and boot times of kernel configs (the walk-through's table) and draw charts.
     ///
     /// Boots each config --runs times headless; prints a Markdown table beside the walk-through's
-    /// published numbers, writes build/bench/bench.svg, and compares the initramfs packer with
-    /// `find | cpio -o -H newc | gzip -9`. Exits non-zero if a config fails, keeping the other rows.
+    /// published numbers, writes bench.svg, bench.md and bench.json into a folder of this run's
+    /// (build/bench/YYYYMMDD-HHMMSS; build/bench/latest links to the newest), and compares the
+    /// initramfs packer with `find | cpio -o -H newc | gzip -9`. Exits non-zero if a config
+    /// fails, keeping the other rows.
     Bench {
         /// Comma-separated kernel configs to measure: NAME for --arch's, ARCH/NAME for another's
         /// (`x86_64/fast,arm64/fast,riscv64/fast` gives one table across arches).
@@ -183,12 +185,12 @@ enum Command {
         #[arg(long)]
         json: Option<Utf8PathBuf>,
         /// Boot this config (NAME or ARCH/NAME) once more with initcall_debug and timestamps, and
-        /// draw the boot's phases from qemu start to the prompt: build/bench/bootgraph-ARCH-NAME.svg
+        /// draw the boot's phases from qemu start to the prompt: bootgraph-ARCH-NAME.svg in the run's folder
         /// (measured as a row too, if --configs lacks it).
         #[arg(long, value_name = "CONFIG")]
         bootgraph: Option<String>,
         /// Like --bootgraph, and sample the guest's program counter through qemu's monitor during
-        /// that boot: the top functions per phase, build/bench/profile-ARCH-NAME.svg.
+        /// that boot: the top functions per phase, profile-ARCH-NAME.svg in the run's folder.
         #[arg(long, value_name = "CONFIG")]
         profile: Option<String>,
         /// Seconds to wait for each boot to reach the shell.
