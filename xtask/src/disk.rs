@@ -66,13 +66,6 @@ fn tmp_pid(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-/// Whether process `pid` runs (a zombie does not).
-fn alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    let state = stat.rsplit_once(')').and_then(|(_, t)| t.trim_start().chars().next());
-    !matches!(state, None | Some('Z' | 'X' | 'x'))
-}
-
 /// Removes the temporary files and folders in `dir` that runs which no longer run left behind
 /// (killed, or out of space before they could clean up).
 pub fn remove_stale(dir: &Utf8Path) {
@@ -80,7 +73,7 @@ pub fn remove_stale(dir: &Utf8Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(tmp_pid) else { continue };
-        if pid == std::process::id() || alive(pid) {
+        if pid == std::process::id() || crate::proc::live_comm(pid).is_some() {
             continue;
         }
         let path = entry.path();

@@ -114,13 +114,10 @@ pub fn gdb_argv(session: &Session, extra: &[String]) -> Vec<String> {
     argv
 }
 
-/// Whether a `/proc/PID/stat` line is a qemu that still runs. Where no init reaps orphans
-/// (containers, CI), a killed qemu stays a zombie with its /proc entry, and a pid can be reused.
-fn is_live_qemu(stat: &str) -> bool {
-    let Some((head, tail)) = stat.rsplit_once(')') else { return false };
-    let comm = head.split_once('(').map_or("", |(_, comm)| comm);
-    let state = tail.trim_start().chars().next();
-    comm.starts_with("qemu-system") && !matches!(state, None | Some('Z' | 'X' | 'x'))
+/// Whether process `pid` is a qemu that still runs: a pid can be reused, and a killed qemu can
+/// stay a zombie (see [`crate::proc::live_comm`]).
+fn qemu_runs(pid: u32) -> bool {
+    crate::proc::live_comm(pid).is_some_and(|comm| comm.starts_with("qemu-system"))
 }
 
 /// Fails, naming it, while the qemu of an earlier `qemu --gdb` of this arch still runs: a second
@@ -129,7 +126,7 @@ pub fn check_free(ctx: &Ctx) -> Result<()> {
     let path = session_path(ctx);
     let Ok(text) = fs::read_to_string(&path) else { return Ok(()) };
     let Ok(session) = Session::parse(&path, &text) else { return Ok(()) };
-    if fs::read_to_string(format!("/proc/{}/stat", session.qemu_pid)).is_ok_and(|s| is_live_qemu(&s)) {
+    if qemu_runs(session.qemu_pid) {
         bail!(
             "--gdb: the qemu of an earlier `cargo xtask qemu --gdb` (pid {}) still runs on {}: quit it (Ctrl-a x) or `kill {}` first",
             session.qemu_pid,
@@ -146,7 +143,7 @@ pub fn run(ctx: &Ctx, extra: &[String]) -> Result<()> {
     let none = || format!("no `cargo xtask qemu --gdb` has run for {} (no {path}): start one first", ctx.arch.name);
     let text = fs::read_to_string(&path).with_context(none)?;
     let session = Session::parse(&path, &text)?;
-    let alive = || fs::read_to_string(format!("/proc/{}/stat", session.qemu_pid)).is_ok_and(|s| is_live_qemu(&s));
+    let alive = || qemu_runs(session.qemu_pid);
     // The session is written as qemu starts; its socket follows once qemu has set up the stub.
     let start = std::time::Instant::now();
     while alive() && !session.socket.exists() {
@@ -182,10 +179,9 @@ mod tests {
 
     #[test]
     fn only_a_qemu_that_is_not_a_zombie_is_live() {
-        assert!(is_live_qemu("42 (qemu-system-x86) S 1 42 42 0 -1"));
-        assert!(!is_live_qemu("42 (qemu-system-x86) Z 1 42 42 0 -1"));
-        assert!(!is_live_qemu("42 (sleep) S 1 42 42 0 -1"));
-        assert!(!is_live_qemu(""));
+        // A running process that is not qemu (this test), and none; zombies: crate::proc's tests.
+        assert!(!qemu_runs(std::process::id()));
+        assert!(!qemu_runs(0));
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod kconfig;
 mod kernel;
 mod lock;
 mod prepare;
+mod proc;
 mod qemu;
 mod runner;
 mod sources;
