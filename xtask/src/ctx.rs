@@ -105,7 +105,7 @@ pub fn absolute(p: Utf8PathBuf) -> Result<Utf8PathBuf> {
     Ok(cwd.join(p))
 }
 
-pub use crate::disk::{tmp_sibling, write_atomic};
+pub use crate::disk::write_atomic;
 
 /// Hex sha256 of some bytes, for stamps and image tags.
 pub fn sha256_hex(parts: &[&[u8]]) -> String {

@@ -5,7 +5,7 @@
 
 pub mod archive;
 
-use crate::ctx::{Ctx, tmp_sibling, write_atomic};
+use crate::ctx::{Ctx, write_atomic};
 use crate::stamp::Stamp;
 use anyhow::{Context, Result, bail};
 use archive::{Entry, Kind};
@@ -137,9 +137,11 @@ fn mtime() -> Result<u32> {
 /// Writes the archive to a temporary name and renames it over `out`, so an interrupted run
 /// leaves the previous image intact. Returns the size in bytes.
 pub fn write(entries: &[Entry], mtime: u32, out: &Utf8Path, compression: Compression) -> Result<u64> {
-    let tmp = tmp_sibling(out);
+    // Removed on drop unless renamed into place.
+    let guard = crate::disk::Tmp::beside(out);
+    let tmp = guard.path();
     let result = (|| -> Result<u64> {
-        let file = fs::File::create(&tmp)?;
+        let file = fs::File::create(tmp)?;
         let w = std::io::BufWriter::new(file);
         let mut w = match compression {
             Compression::Gzip => archive::write_gz(entries, mtime, w)?,
@@ -148,11 +150,11 @@ pub fn write(entries: &[Entry], mtime: u32, out: &Utf8Path, compression: Compres
         w.flush()?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        fs::rename(&tmp, out)?;
+        fs::rename(tmp, out)?;
         Ok(fs::metadata(out)?.len())
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    if result.is_ok() {
+        guard.keep();
     }
     result.with_context(|| format!("writing {out}"))
 }
