@@ -526,6 +526,47 @@ fn fragments_and_arch_defconfigs_come_from_the_tree_and_unknown_ones_are_refused
 }
 
 #[test]
+fn a_config_merges_one_of_ours_and_a_variant_that_its_base_already_holds_is_the_base() {
+    let _g = serial();
+    let fake = Fake::new("merge");
+    fake.config("mbase", "#: base allnoconfig\nCONFIG_TTY=y\nCONFIG_NET=y\n");
+    fake.config("mtop", "#: base allnoconfig\n#: merge mbase\n# CONFIG_NET is not set\nCONFIG_PROC_FS=y\n");
+    let out = fake.run(&["kernel", "mtop", "--configure"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = common::config_of(&obj("mtop").join(".config"));
+    let value = |symbol: &str| config.iter().rev().find(|(k, _)| k == symbol).map(|(_, v)| v.to_owned());
+    // The merged config's lines, the file's own overriding them.
+    assert_eq!([value("TTY"), value("NET"), value("PROC_FS")], [Some("y".into()), Some("n".into()), Some("y".into())]);
+    // The merged config is an input: an edit of it configures again.
+    assert!(stderr(&fake.run(&["kernel", "mtop", "--configure"])).lines().all(|l| !l.starts_with("configured")));
+    fake.config("mbase", "#: base allnoconfig\nCONFIG_TTY=y\nCONFIG_NET=y\nCONFIG_SYSFS=y\n");
+    let out = fake.run(&["kernel", "mtop", "--configure"]);
+    assert!(stderr(&out).contains("configured"), "{}", stderr(&out));
+    assert!(common::config_of(&obj("mtop").join(".config")).contains(&("SYSFS".into(), "y".into())));
+
+    fake.config("ca", "#: base allnoconfig\n#: merge cb\n");
+    fake.config("cb", "#: base allnoconfig\n#: merge ca\n");
+    let out = fake.run(&["kernel", "ca", "--configure"]);
+    assert!(!out.status.success() && steps(&out).is_empty(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`#: merge ca` makes a circle"), "{}", stderr(&out));
+
+    // A base with 9p and both virtio transports: `--share` boots it, no `-share` folder.
+    let share = "CONFIG_NET=y\nCONFIG_INET=y\nCONFIG_NETWORK_FILESYSTEMS=y\nCONFIG_NET_9P=y\nCONFIG_NET_9P_VIRTIO=y\nCONFIG_9P_FS=y\nCONFIG_VIRTIO_MENU=y\nCONFIG_PCI=y\nCONFIG_VIRTIO_PCI=y\nCONFIG_VIRTIO_MMIO=y\nCONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y\n";
+    fake.config("has9p", &format!("#: base allnoconfig\n{share}"));
+    assert!(fake.run(&["kernel", "has9p"]).status.success());
+    let dir = fake.dir.to_str().unwrap();
+    let out = fake.run(&["qemu", "--kernel", "has9p", "--share", dir, "--no-build", "--", "true"]);
+    assert!(stderr(&out).contains("kernel has9p already has what `has9p-share` adds"), "{}", stderr(&out));
+    assert!(!obj("has9p-share").exists());
+    let out = fake.run(&["qemu", "--kernel", "mbase", "--share", dir, "--no-build", "--", "true"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("--no-build: mbase-share was never built"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn a_modules_config_installs_its_modules_into_a_layer_of_their_own() {
     use std::io::Read;
     let _g = serial();

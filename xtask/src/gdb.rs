@@ -10,15 +10,6 @@ use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
 
-/// What the `-debug` variant adds (besides the arch's frame-pointer option): DWARF for gdb,
-/// the `lx-` helper scripts (vmlinux-gdb.py in the `O=` folder), and symbols.
-pub const KERNEL_OPTIONS: &[&str] = &[
-    "CONFIG_DEBUG_KERNEL=y",
-    "CONFIG_DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT=y",
-    "CONFIG_GDB_SCRIPTS=y",
-    "CONFIG_KALLSYMS=y",
-];
-
 /// Kernel command line for debugging: symbols at their link addresses.
 pub const APPEND: &str = "nokaslr";
 

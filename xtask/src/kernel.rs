@@ -8,7 +8,7 @@ use crate::ctx::{Ctx, sha256_hex, write_atomic};
 use crate::sources::{self, Package, Tree};
 use crate::stamp::Stamp;
 use anyhow::{Context, Result};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8Path;
 use fs_err as fs;
 
 mod build;
@@ -16,13 +16,15 @@ mod configure;
 mod make;
 mod profile;
 mod record;
+mod variant;
 pub use build::Kernel;
 use build::{built, compile};
 use configure::{bundled, configure, save};
 use make::{REPRODUCIBLE, make, obj_dir};
 use profile::load;
-pub use profile::{Profile, check_name, list, parse_profile};
+pub use profile::{Profile, check_name, list};
 pub use record::FILE as RECORD;
+pub use variant::OptionSet;
 
 /// Which configurator `--edit` runs.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -54,26 +56,40 @@ pub fn build(ctx: &Ctx, name: &str) -> Result<Kernel> {
     Ok(run(ctx, name, Action::Build)?.expect("a build returns a kernel"))
 }
 
-/// The kernel last built for NAME (or its variant NAME-VARIANT), without building or checking
-/// anything (`qemu --no-build`).
-pub fn existing(ctx: &Ctx, name: &str, variant: Option<&str>) -> Result<Kernel> {
-    let (name, profile) = match variant {
-        None => (name.to_owned(), load(ctx, name)?.2),
-        Some(v) => {
-            check_name(ctx, name)?;
-            let name = format!("{name}-{v}");
-            let path = variant_path(ctx, &name);
-            let text = fs::read_to_string(&path).with_context(|| format!("--no-build: {name} was never built"))?;
-            (name, parse_profile(path.as_str(), &text)?)
+/// The kernel NAME with the option sets added (none: NAME itself), built; with `no_build`, the
+/// one last built, without building or checking anything (`qemu --no-build`).
+pub fn variant(ctx: &Ctx, name: &str, sets: &[OptionSet], no_build: bool) -> Result<Kernel> {
+    let (path, text, profile) = load(ctx, name)?;
+    let variant_name = variant::name(name, sets);
+    // The base serves when its .config already has every line of the sets.
+    let base_holds = !sets.is_empty() && {
+        if !no_build {
+            configured(ctx, name, &path, &text, &profile)?;
         }
+        fs::read_to_string(obj_dir(ctx, name).join(".config")).is_ok_and(|c| variant::holds(sets, &c))
     };
-    built(ctx, &obj_dir(ctx, &name), &profile)
-        .context("--no-build: build it first (the same command without --no-build)")
-}
-
-/// The config file of variant NAME-VARIANT, written by [`build_variant`].
-fn variant_path(ctx: &Ctx, variant: &str) -> Utf8PathBuf {
-    ctx.build.join("kernel-configs").join(ctx.arch.name).join(format!("{variant}.config"))
+    if base_holds {
+        eprintln!("kernel {name} already has what `{variant_name}` adds: it is the variant");
+    }
+    let no_build_hint = "--no-build: build it first (the same command without --no-build)";
+    if sets.is_empty() || base_holds {
+        return match no_build {
+            true => built(ctx, &obj_dir(ctx, name), &profile).context(no_build_hint),
+            false => {
+                Ok(run_profile(ctx, name, &path, &text, &profile, Action::Build)?.expect("a build returns a kernel"))
+            }
+        };
+    }
+    let path = ctx.build.join("kernel-configs").join(ctx.arch.name).join(format!("{variant_name}.config"));
+    if no_build {
+        let text = fs::read_to_string(&path).with_context(|| format!("--no-build: {variant_name} was never built"))?;
+        return built(ctx, &obj_dir(ctx, &variant_name), &profile::read(ctx, &path, &text)?).context(no_build_hint);
+    }
+    fs::create_dir_all(path.parent().unwrap())?;
+    let text = variant::compose(&text, sets);
+    write_atomic(&path, text.as_bytes())?;
+    let profile = profile::read(ctx, &path, &text)?;
+    Ok(run_profile(ctx, &variant_name, &path, &text, &profile, Action::Build)?.expect("a build returns a kernel"))
 }
 
 /// The config NAME, parsed.
@@ -81,17 +97,12 @@ pub fn profile(ctx: &Ctx, name: &str) -> Result<Profile> {
     Ok(load(ctx, name)?.2)
 }
 
-/// Builds NAME with `extra` settings appended, as config `NAME-VARIANT` in its own `O=` folder
-/// (the saved config stays as it is): for `qemu --share` and `qemu --gdb`.
-pub fn build_variant(ctx: &Ctx, name: &str, variant: &str, extra: &[&str]) -> Result<Kernel> {
-    let (_, text, _) = load(ctx, name)?;
-    let variant = format!("{name}-{variant}");
-    let path = variant_path(ctx, &variant);
-    fs::create_dir_all(path.parent().unwrap())?;
-    let text = format!("{text}\n# added for this variant\n{}\n", extra.join("\n"));
-    write_atomic(&path, text.as_bytes())?;
-    let profile = parse_profile(path.as_str(), &text)?;
-    Ok(run_profile(ctx, &variant, &path, &text, &profile, Action::Build)?.expect("a build returns a kernel"))
+/// Configures NAME in its `O=` folder (nothing to do when its inputs are unchanged).
+fn configured(ctx: &Ctx, name: &str, path: &Utf8Path, text: &str, profile: &Profile) -> Result<()> {
+    let tree = sources::fetch(ctx, Package::Linux)?;
+    let obj = obj_dir(ctx, name);
+    let _lock = ctx.lock(&obj)?;
+    configure(ctx, &tree, &obj, path, text, profile)
 }
 
 fn run_profile(
@@ -154,6 +165,7 @@ fn inputs(ctx: &Ctx, tree: &Tree, text: &str, profile: &Profile) -> Result<Optio
     let Some(source) = &tree.id else { return Ok(None) };
     let (_, fragments) = bundled(ctx, tree, profile)?;
     let image = crate::builder::identity(ctx)?;
+    let fragments: Vec<String> = fragments.into_iter().chain(profile.included.iter().cloned()).collect();
     Ok(Some(inputs_hash(text, &fragments, source, &image, &ctx.arch.make_args())))
 }
 

@@ -16,7 +16,7 @@ use process::{Event, causes, failure, is_kvm, is_qemu_error, spawn};
 
 use crate::arch::Arch;
 use crate::ctx::Ctx;
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, OptionSet};
 use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use std::io::{IsTerminal, Read, Write};
@@ -202,22 +202,15 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
 /// board's virtio transport) and `--gdb` (debug info, gdb scripts) need, such as
 /// `fast-share-debug` (the saved config stays as it is).
 fn kernel(ctx: &Ctx, opts: &Options) -> Result<Kernel> {
-    let (mut variant, mut options) = (Vec::new(), Vec::new());
+    let mut sets = Vec::new();
     if !opts.share.is_empty() {
         let virtio = crate::kernel::profile(ctx, &opts.kernel)?.virtio.unwrap_or(ctx.arch.virtio);
-        variant.push("share");
-        options.extend(share::KERNEL_OPTIONS.iter().chain(virtio.kernel_options()));
+        sets.push(OptionSet::share(virtio));
     }
     if opts.gdb {
-        variant.push("debug");
-        options.extend(crate::gdb::KERNEL_OPTIONS.iter().chain(ctx.arch.frame_pointer));
+        sets.push(OptionSet::debug(ctx.arch));
     }
-    let variant = (!variant.is_empty()).then(|| variant.join("-"));
-    match (opts.no_build, variant) {
-        (true, variant) => crate::kernel::existing(ctx, &opts.kernel, variant.as_deref()),
-        (false, None) => crate::kernel::build(ctx, &opts.kernel),
-        (false, Some(variant)) => crate::kernel::build_variant(ctx, &opts.kernel, &variant, &options),
-    }
+    crate::kernel::variant(ctx, &opts.kernel, &sets, opts.no_build)
 }
 
 /// Boots, runs the command, returns its exit status.

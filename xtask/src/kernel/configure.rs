@@ -3,7 +3,7 @@
 //! `--save`/`--edit` writing an edited .config back into the config file.
 
 use super::make::make;
-use super::profile::{KCONFIG_TARGETS, Profile, parse_profile};
+use super::profile::{KCONFIG_TARGETS, Profile, read};
 use crate::ctx::Ctx;
 use crate::ctx::write_atomic;
 use crate::kconfig::{self, Setting};
@@ -72,6 +72,7 @@ pub(super) fn configure(
     let args = ctx.arch.make_args();
     let mut inputs: Vec<&[u8]> = vec![text.as_bytes(), tree.dir.as_str().as_bytes(), tree.version.as_bytes()];
     inputs.extend(bundled_texts.iter().map(|t| t.as_bytes()));
+    inputs.extend(profile.included.iter().map(|t| t.as_bytes()));
     // ARCH= decides what the base target makes (x86's allnoconfig is 32-bit or 64-bit by it).
     inputs.extend(args.iter().map(|a| a.as_bytes()));
     let stamp = Stamp::new(obj.join(".teeny-config-stamp"), &inputs);
@@ -171,7 +172,7 @@ pub(super) fn save(
         configured
     } else {
         eprintln!("saving: 3/3 checking that the updated file configures to your .config");
-        let profile = parse_profile(path.as_str(), &new_text)?;
+        let profile = read(ctx, path, &new_text)?;
         base_config(ctx, tree, &reference, &profile, &profile.settings)?
     };
     let differ = kconfig::differences(&edited, &result);

@@ -13,7 +13,12 @@ use fs_err as fs;
 #[derive(Debug, PartialEq, Eq)]
 pub struct Profile {
     pub base: String,
+    /// `#: merge`: the kernel's fragments (`NAME.config`, from the source tree) and configs of
+    /// ours (`NAME`); once [`read`] has resolved the latter, only fragments, theirs included.
     pub merge: Vec<String>,
+    /// The texts of the configs of ours that `#: merge NAME` names, resolved by [`read`]
+    /// (their settings come first in `settings`): inputs of the build.
+    pub included: Vec<String>,
     pub description: String,
     /// `#: boot vmlinux`: boot the uncompressed ELF through its PVH entry instead of bzImage.
     pub boot_vmlinux: bool,
@@ -77,6 +82,7 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
     Ok(Profile {
         base,
         merge,
+        included: Vec::new(),
         description,
         boot_vmlinux,
         qemu,
@@ -139,10 +145,47 @@ pub fn check_name(ctx: &Ctx, name: &str) -> Result<Utf8PathBuf> {
 pub(super) fn load(ctx: &Ctx, name: &str) -> Result<(Utf8PathBuf, String, Profile)> {
     let path = check_name(ctx, name)?;
     let text = fs::read_to_string(&path)?;
-    let profile = parse_profile(path.as_str(), &text)?;
-    // A variant's own lines may override its base's (build_variant); a user's file may not.
-    kconfig::check_conflicts(path.as_str(), &profile.settings)?;
+    // A variant's own lines may override its base's (a variant's sets); a user's file may not.
+    kconfig::check_conflicts(path.as_str(), &parse_profile(path.as_str(), &text)?.settings)?;
+    let profile = read(ctx, &path, &text)?;
     Ok((path, text, profile))
+}
+
+/// Parses a config file and resolves its `#: merge NAME` of our configs (a name without
+/// `.config`, as `--kernel` takes it, from the same folder): their settings come first and the
+/// file's own override them; their kernel fragments are merged too. A circle is an error.
+pub fn read(ctx: &Ctx, path: &Utf8Path, text: &str) -> Result<Profile> {
+    resolve(ctx, path, text, &mut Vec::new())
+}
+
+fn resolve(ctx: &Ctx, path: &Utf8Path, text: &str, chain: &mut Vec<String>) -> Result<Profile> {
+    let mut profile = parse_profile(path.as_str(), text)?;
+    let (ours, fragments): (Vec<String>, Vec<String>) =
+        std::mem::take(&mut profile.merge).into_iter().partition(|m| !m.ends_with(".config"));
+    let (mut settings, mut merge, mut included) = (Vec::new(), Vec::new(), Vec::new());
+    chain.push(path.to_string());
+    for name in ours {
+        let other = configs_dir(ctx).join(format!("{name}.config"));
+        if chain.contains(&other.to_string()) {
+            bail!("{path}: `#: merge {name}` makes a circle: {} -> {other}", chain.join(" -> "));
+        }
+        let other = check_name(ctx, &name).with_context(|| format!("{path}: `#: merge {name}`"))?;
+        let other_text = fs::read_to_string(&other)?;
+        kconfig::check_conflicts(other.as_str(), &parse_profile(other.as_str(), &other_text)?.settings)?;
+        let p = resolve(ctx, &other, &other_text, chain)?;
+        settings.extend(p.settings);
+        merge.extend(p.merge);
+        included.extend(p.included);
+        included.push(other_text);
+    }
+    chain.pop();
+    // The file's own lines override what it merges: drop the merged line of each symbol it sets.
+    settings.retain(|s: &Setting| !profile.settings.iter().any(|o| o.symbol == s.symbol));
+    settings.append(&mut profile.settings);
+    merge.extend(fragments);
+    let mut seen = std::collections::HashSet::new();
+    merge.retain(|m| seen.insert(m.clone()));
+    Ok(Profile { settings, merge, included, ..profile })
 }
 
 /// `cargo xtask kernel --list`: name, base and description of each config, by arch (the chosen

@@ -19,17 +19,6 @@ pub struct Share {
     pub read_only: bool,
 }
 
-/// What the kernel needs for a share besides its virtio transport: 9p over virtio. 9p sits in
-/// the network layer and, in Kconfig, depends on INET, though it uses no network interface.
-pub const KERNEL_OPTIONS: &[&str] = &[
-    "CONFIG_NET=y",
-    "CONFIG_INET=y",
-    "CONFIG_NETWORK_FILESYSTEMS=y",
-    "CONFIG_NET_9P=y",
-    "CONFIG_NET_9P_VIRTIO=y",
-    "CONFIG_9P_FS=y",
-];
-
 /// Parses `DIR[:GUEST_PATH][:ro]`; the guest path defaults to DIR's absolute path.
 pub fn parse(spec: &str) -> Result<Share> {
     let (rest, read_only) = match spec.strip_suffix(":ro") {
