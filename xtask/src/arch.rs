@@ -40,6 +40,9 @@ pub struct Arch {
     pub virtio: Virtio,
     /// The serial console the kernel writes to (`console=`).
     pub console: &'static str,
+    /// Its driver, as config lines: every config of this arch gets them before its own lines
+    /// (which may override them).
+    pub console_options: &'static [&'static str],
     /// The ELF header's e_machine, to check that busybox was built for this architecture.
     pub elf_machine: u16,
     /// The program counter's name in qemu's `info registers` (`bench --profile` samples it).
@@ -79,6 +82,7 @@ pub const ARCHES: &[Arch] = &[
         frame_pointer: &["CONFIG_UNWINDER_FRAME_POINTER=y", "# CONFIG_UNWINDER_GUESS is not set"],
         virtio: Virtio::Pci,
         console: "ttyS0",
+        console_options: &["CONFIG_TTY=y", "CONFIG_SERIAL_8250=y", "CONFIG_SERIAL_8250_CONSOLE=y"],
         elf_machine: 62, // EM_X86_64
         monitor_pc: "RIP",
         busybox: "",
@@ -104,7 +108,8 @@ pub const ARCHES: &[Arch] = &[
         // In the virt board's device tree: no PCI host driver needed.
         virtio: Virtio::Mmio,
         console: "ttyAMA0", // the virt board's PL011 UART
-        elf_machine: 183,   // EM_AARCH64
+        console_options: &["CONFIG_TTY=y", "CONFIG_SERIAL_AMBA_PL011=y", "CONFIG_SERIAL_AMBA_PL011_CONSOLE=y"],
+        elf_machine: 183, // EM_AARCH64
         monitor_pc: "PC",
         busybox: NO_SHA_NI,
         debian: "arm64",
@@ -127,7 +132,13 @@ pub const ARCHES: &[Arch] = &[
         cpu: None,
         frame_pointer: &["CONFIG_FRAME_POINTER=y"],
         virtio: Virtio::Mmio,
-        console: "ttyS0", // the virt board's 16550 UART
+        console: "ttyS0", // the virt board's 16550 UART, found in the device tree
+        console_options: &[
+            "CONFIG_TTY=y",
+            "CONFIG_SERIAL_8250=y",
+            "CONFIG_SERIAL_8250_CONSOLE=y",
+            "CONFIG_SERIAL_OF_PLATFORM=y",
+        ],
         elf_machine: 243, // EM_RISCV
         monitor_pc: "pc",
         busybox: NO_SHA_NI,
@@ -262,6 +273,16 @@ mod tests {
         }
         let err = parse("mips").unwrap_err().to_string();
         assert!(err.contains("unknown architecture `mips`") && err.contains("x86_64, arm64, riscv64"), "{err}");
+    }
+
+    #[test]
+    fn every_arch_names_its_console_driver_as_config_lines() {
+        for a in ARCHES {
+            let lines: String = a.console_options.iter().map(|l| format!("{l}\n")).collect();
+            let settings = crate::kconfig::parse(a.name, &lines).unwrap();
+            assert_eq!(settings.len(), a.console_options.len(), "{}", a.name);
+            assert!(a.console_options.contains(&"CONFIG_TTY=y"), "{}", a.name);
+        }
     }
 
     #[test]

@@ -154,8 +154,16 @@ pub(super) fn load(ctx: &Ctx, name: &str) -> Result<(Utf8PathBuf, String, Profil
 /// Parses a config file and resolves its `#: merge NAME` of our configs (a name without
 /// `.config`, as `--kernel` takes it, from the same folder): their settings come first and the
 /// file's own override them; their kernel fragments are merged too. A circle is an error.
+/// The arch's console driver lines come first of all (`console_options` in arch.rs).
 pub fn read(ctx: &Ctx, path: &Utf8Path, text: &str) -> Result<Profile> {
-    resolve(ctx, path, text, &mut Vec::new())
+    let mut profile = resolve(ctx, path, text, &mut Vec::new())?;
+    let console: String = ctx.arch.console_options.iter().map(|l| format!("{l}\n")).collect();
+    let mut settings = kconfig::parse(&format!("the {} console (arch.rs)", ctx.arch.name), &console)?;
+    settings.retain(|s| !profile.settings.iter().any(|o| o.symbol == s.symbol));
+    settings.append(&mut profile.settings);
+    profile.settings = settings;
+    profile.included.insert(0, console);
+    Ok(profile)
 }
 
 fn resolve(ctx: &Ctx, path: &Utf8Path, text: &str, chain: &mut Vec<String>) -> Result<Profile> {
@@ -197,10 +205,9 @@ pub fn list(ctx: &Ctx) -> Result<()> {
         for name in names_in(&dir)? {
             let path = dir.join(format!("{name}.config"));
             let p = parse_profile(path.as_str(), &fs::read_to_string(&path)?)?;
-            let base = std::iter::once(p.base.as_str())
-                .chain(p.merge.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join(" + ");
+            // The kernel's fragments end in .config; a config of ours is marked as such.
+            let merged = p.merge.iter().map(|m| if m.ends_with(".config") { m.clone() } else { format!("{m} (ours)") });
+            let base = std::iter::once(p.base.clone()).chain(merged).collect::<Vec<_>>().join(" + ");
             println!("  {name:<14} {base:<40} {}", p.description);
         }
     }
