@@ -29,16 +29,33 @@ use std::time::Duration;
 use table::label;
 
 /// The `cargo xtask bench` flags.
+#[derive(clap::Args)]
 pub struct Options {
+    /// Comma-separated kernel configs to measure: NAME for --arch's, ARCH/NAME for another's
+    /// (`x86_64/fast,arm64/fast,riscv64/fast` gives one table across arches).
+    #[arg(long, value_delimiter = ',', default_value = "defconfig,alldefconfig,allnoconfig")]
     pub configs: Vec<String>,
+    /// Boots per config (medians and min/max are reported).
+    #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Boot with KVM (fails if /dev/kvm is not usable).
+    #[arg(long)]
     pub kvm: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
     pub json: Option<Utf8PathBuf>,
-    /// Draw this config's boot timeline.
+    /// Boot this config (NAME or ARCH/NAME) once more with initcall_debug and timestamps, and
+    /// draw the boot's phases from qemu start to the prompt: bootgraph-ARCH-NAME.svg in the run's folder
+    /// (measured as a row too, if --configs lacks it).
+    #[arg(long, value_name = "CONFIG")]
     pub bootgraph: Option<String>,
-    /// Profile this config's boot (and draw its timeline).
+    /// Like --bootgraph, and sample the guest's program counter through qemu's monitor during
+    /// that boot: the top functions per phase, profile-ARCH-NAME.svg in the run's folder.
+    #[arg(long, value_name = "CONFIG")]
     pub profile: Option<String>,
-    pub timeout: Duration,
+    /// Seconds to wait for each boot to reach the shell.
+    #[arg(long, default_value_t = 120, value_parser = crate::cli::parse_seconds, allow_hyphen_values = true)]
+    pub timeout: u64,
 }
 
 /// One config's row: sizes in bytes, times in seconds. Missing values: it failed (see `error`).
@@ -166,8 +183,8 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
     for path in [&svg].into_iter().chain(&written).chain([&md, &json_copy]) {
         println!("  {path}");
     }
-    if let Some(path) = &opts.json {
-        crate::ctx::write_atomic(path, json.as_bytes())?;
+    if let Some(path) = opts.json.clone().map(crate::ctx::absolute).transpose()? {
+        crate::ctx::write_atomic(&path, json.as_bytes())?;
         println!("json: {path}");
     }
     let failed: Vec<String> = report.results.iter().filter(|r| r.error.is_some()).map(|r| label(r, true)).collect();
@@ -192,7 +209,7 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
     let (mut guest, mut host) = (Vec::new(), Vec::new());
     for i in 1..=opts.runs {
         eprintln!("boot {i}/{} of {}: $ {}", opts.runs, row.config, crate::runner::display(&argv));
-        let (_guest, t) = Guest::boot(&argv, Some(opts.timeout))?;
+        let (_guest, t) = Guest::boot(&argv, Some(Duration::from_secs(opts.timeout)))?;
         guest.push(t.guest_s);
         host.push(t.host_s);
     }

@@ -135,12 +135,21 @@ impl Compile {
     }
 }
 
-/// What `cargo xtask distcc serve` starts.
-#[derive(Clone, Debug)]
+/// What `cargo xtask distcc serve` starts: its flags.
+#[derive(Clone, Debug, clap::Args)]
 pub struct Serve {
+    /// Address to listen on (0.0.0.0: every interface).
+    #[arg(long, default_value = "127.0.0.1")]
     pub listen: String,
+    /// Port to listen on (its statistics on the next one).
+    #[arg(long, default_value_t = DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..65535))]
     pub port: u16,
+    /// Clients allowed to send compiles, as ADDRESS or ADDRESS/BITS; repeatable. Only your
+    /// own network: distccd compiles whatever an allowed address sends it.
+    #[arg(long, value_name = "CIDR", default_value = "127.0.0.1/32")]
     pub allow: Vec<String>,
+    /// Slots: the global --jobs.
+    #[arg(skip)]
     pub jobs: usize,
 }
 
@@ -202,9 +211,18 @@ fn check_allow(cidr: &str) -> Result<bool> {
 }
 
 /// `cargo xtask distcc serve|stop|status`.
+#[derive(clap::Subcommand)]
 pub enum Action {
+    /// Start distccd from the builder image in a detached container (teeny-distcc-PORT), with
+    /// as many slots as --jobs; its statistics answer on PORT + 1.
     Serve(Serve),
-    Stop { port: Option<u16> },
+    /// Stop the workers on this machine (all, or the one on --port).
+    Stop {
+        /// The worker's port.
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// List the workers on this machine and ask each (or each of --distcc) for its builder image.
     Status,
 }
 
@@ -212,7 +230,7 @@ pub enum Action {
 pub fn run(ctx: &Ctx, action: Action) -> Result<()> {
     let engine = ctx.runner_kind.engine().context("distcc workers run in the builder image: not with --runner host")?;
     match action {
-        Action::Serve(s) => serve(ctx, engine, &s),
+        Action::Serve(s) => serve(ctx, engine, &Serve { jobs: ctx.jobs, ..s }),
         Action::Stop { port } => stop(engine, port),
         Action::Status => status(ctx, engine),
     }

@@ -33,6 +33,39 @@ pub enum Configurator {
     Nconfig,
 }
 
+/// The `cargo xtask kernel` flags.
+#[derive(clap::Args)]
+pub struct Options {
+    /// The config to build (see --list); ARCH/NAME sets --arch too.
+    #[arg(required_unless_present = "list")]
+    pub name: Option<String>,
+    /// List the configs with their base targets and descriptions.
+    #[arg(long, conflicts_with_all = ["configure", "edit", "save"])]
+    pub list: bool,
+    /// Configure and verify only; do not build.
+    #[arg(long, conflicts_with_all = ["edit", "save"])]
+    pub configure: bool,
+    /// Run a configurator in the builder, then save the changes as kernel-configs/ARCH/NAME.config.
+    #[arg(long, num_args = 0..=1, default_missing_value = "menuconfig", conflicts_with = "save")]
+    pub edit: Option<Configurator>,
+    /// Save the current .config of build/obj/linux-ARCH-NAME (after hand edits) as kernel-configs/ARCH/NAME.config.
+    #[arg(long)]
+    pub save: bool,
+}
+
+/// `cargo xtask kernel`: the list, or the action the flags ask for on the named config.
+pub fn command(ctx: &Ctx, opts: &Options) -> Result<()> {
+    let Some(name) = &opts.name else { return list(ctx) };
+    let action = match (opts.configure, opts.edit, opts.save) {
+        _ if opts.list => return list(ctx),
+        (true, _, _) => Action::Configure,
+        (_, Some(tool), _) => Action::Edit(tool),
+        (_, _, true) => Action::Save,
+        _ => Action::Build,
+    };
+    run(ctx, name, action).map(drop)
+}
+
 /// What `cargo xtask kernel` does with the named config.
 pub enum Action {
     /// Configure, verify and build.

@@ -5,6 +5,7 @@ mod bench;
 mod builder;
 mod busybox;
 mod ccache;
+mod cli;
 mod ctx;
 mod disk;
 mod distcc;
@@ -95,66 +96,13 @@ enum Command {
         compression: initramfs::Compression,
     },
     /// Configure, verify and build the kernel from kernel-configs/ARCH/NAME.config in build/obj/linux-ARCH-NAME.
-    Kernel {
-        /// The config to build (see --list); ARCH/NAME sets --arch too.
-        #[arg(required_unless_present = "list")]
-        name: Option<String>,
-        /// List the configs with their base targets and descriptions.
-        #[arg(long, conflicts_with_all = ["configure", "edit", "save"])]
-        list: bool,
-        /// Configure and verify only; do not build.
-        #[arg(long, conflicts_with_all = ["edit", "save"])]
-        configure: bool,
-        /// Run a configurator in the builder, then save the changes as kernel-configs/ARCH/NAME.config.
-        #[arg(long, num_args = 0..=1, default_missing_value = "menuconfig", conflicts_with = "save")]
-        edit: Option<kernel::Configurator>,
-        /// Save the current .config of build/obj/linux-ARCH-NAME (after hand edits) as kernel-configs/ARCH/NAME.config.
-        #[arg(long)]
-        save: bool,
-    },
+    Kernel(kernel::Options),
     /// Boot the kernel and initramfs in qemu (builds what is missing); with `-- CMD…`, run CMD headless.
     ///
     /// Without a command the terminal is the guest's serial console (Ctrl-a x quits). With one,
     /// qemu boots headless, CMD runs in the guest shell, and its exit status is ours; 125 if the
     /// kernel or initramfs failed to build (`git bisect run` skips such a commit).
-    Qemu {
-        /// The kernel config to boot (see `cargo xtask kernel --list`); ARCH/NAME sets --arch too.
-        #[arg(long, default_value = "allnoconfig")]
-        kernel: String,
-        /// Boot this initrd instead of build/initramfs-busybox-ARCH.cpio[.gz] (as the config says).
-        #[arg(long)]
-        initrd: Option<Utf8PathBuf>,
-        /// Use KVM (-enable-kvm); fails if /dev/kvm is missing or not usable by you.
-        #[arg(long)]
-        kvm: bool,
-        /// Boot the kernel and initramfs already built, without checking or building anything.
-        #[arg(long)]
-        no_build: bool,
-        /// Extra kernel command line arguments (after console=ttyS0 or the arch's console, panic=-1).
-        #[arg(long, allow_hyphen_values = true)]
-        append: Vec<String>,
-        /// Extra qemu arguments, split at spaces (e.g. --qemu-args "-m 512M -smp 2").
-        #[arg(long, allow_hyphen_values = true)]
-        qemu_args: Option<String>,
-        /// Mount host folder DIR in the guest over virtio-9p, at GUEST_PATH (default: the same
-        /// absolute path), read-only with `:ro`; repeatable. Boots the config's `-share` variant
-        /// (9p and virtio added); the shell starts in the current folder when it is shared.
-        #[arg(long, value_name = "DIR[:GUEST_PATH][:ro]", value_parser = parse_share)]
-        share: Vec<qemu::share::Share>,
-        /// Debug the kernel: boot the config's `-debug` variant (DWARF, gdb scripts, frame
-        /// pointers) halted with `nokaslr`, qemu's gdb stub on build/gdb-ARCH.sock; attach
-        /// with `cargo xtask gdb`. Boots to the console (no command).
-        #[arg(long)]
-        gdb: bool,
-        /// Seconds the headless run may take, boot and command together; then qemu is killed and
-        /// the exit status is 124, as timeout(1) gives. 0: no limit.
-        #[arg(long, default_value_t = 300, value_parser = parse_seconds, allow_hyphen_values = true)]
-        timeout: u64,
-        /// Command to run in the guest shell, after `--`. One argument is a shell command line
-        /// (`-- 'dmesg | head -3'`); several are words passed as they are (`-- cat /proc/cmdline`).
-        #[arg(last = true)]
-        command: Vec<String>,
-    },
+    Qemu(qemu::Options),
     /// Run gdb (from the builder image) on the kernel that `cargo xtask qemu --gdb` boots.
     ///
     /// Loads its vmlinux and the kernel's `lx-` helpers (lx-dmesg, lx-ps, lx-version, …) and
@@ -171,37 +119,11 @@ enum Command {
     /// (build/bench/YYYYMMDD-HHMMSS; build/bench/latest links to the newest), and compares the
     /// initramfs packer with `find | cpio -o -H newc | gzip -9`. Exits non-zero if a config
     /// fails, keeping the other rows.
-    Bench {
-        /// Comma-separated kernel configs to measure: NAME for --arch's, ARCH/NAME for another's
-        /// (`x86_64/fast,arm64/fast,riscv64/fast` gives one table across arches).
-        #[arg(long, value_delimiter = ',', default_value = "defconfig,alldefconfig,allnoconfig")]
-        configs: Vec<String>,
-        /// Boots per config (medians and min/max are reported).
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-        /// Boot with KVM (fails if /dev/kvm is not usable).
-        #[arg(long)]
-        kvm: bool,
-        /// Also write the results as JSON to this file.
-        #[arg(long)]
-        json: Option<Utf8PathBuf>,
-        /// Boot this config (NAME or ARCH/NAME) once more with initcall_debug and timestamps, and
-        /// draw the boot's phases from qemu start to the prompt: bootgraph-ARCH-NAME.svg in the run's folder
-        /// (measured as a row too, if --configs lacks it).
-        #[arg(long, value_name = "CONFIG")]
-        bootgraph: Option<String>,
-        /// Like --bootgraph, and sample the guest's program counter through qemu's monitor during
-        /// that boot: the top functions per phase, profile-ARCH-NAME.svg in the run's folder.
-        #[arg(long, value_name = "CONFIG")]
-        profile: Option<String>,
-        /// Seconds to wait for each boot to reach the shell.
-        #[arg(long, default_value_t = 120, value_parser = parse_seconds, allow_hyphen_values = true)]
-        timeout: u64,
-    },
+    Bench(bench::Options),
     /// Run, stop or list distcc workers: this machine compiling for `--distcc` builds elsewhere.
     Distcc {
         #[command(subcommand)]
-        action: DistccCommand,
+        action: distcc::Action,
     },
     /// Remove build outputs (everything under the build folder; downloads and ccache stay unless --all).
     Clean {
@@ -209,32 +131,6 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-}
-
-#[derive(Subcommand)]
-enum DistccCommand {
-    /// Start distccd from the builder image in a detached container (teeny-distcc-PORT), with
-    /// as many slots as --jobs; its statistics answer on PORT + 1.
-    Serve {
-        /// Address to listen on (0.0.0.0: every interface).
-        #[arg(long, default_value = "127.0.0.1")]
-        listen: String,
-        /// Port to listen on (its statistics on the next one).
-        #[arg(long, default_value_t = distcc::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..65535))]
-        port: u16,
-        /// Clients allowed to send compiles, as ADDRESS or ADDRESS/BITS; repeatable. Only your
-        /// own network: distccd compiles whatever an allowed address sends it.
-        #[arg(long, value_name = "CIDR", default_value = "127.0.0.1/32")]
-        allow: Vec<String>,
-    },
-    /// Stop the workers on this machine (all, or the one on --port).
-    Stop {
-        /// The worker's port.
-        #[arg(long)]
-        port: Option<u16>,
-    },
-    /// List the workers on this machine and ask each (or each of --distcc) for its builder image.
-    Status,
 }
 
 fn main() {
@@ -253,44 +149,19 @@ fn parse() -> Cli {
     };
     if err.kind() == clap::error::ErrorKind::UnknownArgument
         && let Some(clap::error::ContextValue::String(arg)) = err.get(clap::error::ContextKind::InvalidArg)
-        && let Some(hint) =
-            misplaced_option(arg).or_else(|| forgotten_dashes(arg, &std::env::args().collect::<Vec<_>>()))
+        && let Some(hint) = cli::misplaced_option(&Cli::command(), arg)
+            .or_else(|| cli::forgotten_dashes(arg, &std::env::args().collect::<Vec<_>>()))
     {
         eprintln!("error: {hint}");
         std::process::exit(2);
     }
     if matches!(err.kind(), clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue)
-        && let Some(line) = from_environment(&err)
+        && let Some(line) = cli::from_environment(&Cli::command(), &err)
     {
         eprintln!("error: {line}");
         std::process::exit(2);
     }
     err.exit()
-}
-
-/// Whole seconds; a negative number is a value here, not an option (clap would suggest `-- -1`).
-fn parse_seconds(s: &str) -> Result<u64, String> {
-    s.parse().map_err(|_| format!("seconds as a whole number, 0 or more, not `{s}`"))
-}
-
-/// The environment variable behind an invalid value, when it came from there: clap names only
-/// the option (`--arch`) although the user never typed it.
-fn from_environment(err: &clap::Error) -> Option<String> {
-    let Some(clap::error::ContextValue::String(arg)) = err.get(clap::error::ContextKind::InvalidArg) else {
-        return None;
-    };
-    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
-    let cmd = Cli::command();
-    let opt = cmd.get_arguments().find(|a| a.get_long() == Some(long))?;
-    let var = opt.get_env()?.to_str()?;
-    let value = std::env::var(var).ok()?;
-    let typed = std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
-    if typed {
-        return None;
-    }
-    let why = err.to_string();
-    let why = why.lines().next().unwrap_or("").rsplit_once("': ").map_or(why.as_str(), |(_, w)| w).to_owned();
-    Some(format!("{var}={value} (from the environment, for --{long}): {why}"))
 }
 
 /// clap wants a std error: anyhow's, as text.
@@ -300,37 +171,6 @@ fn parse_arch(name: &str) -> Result<&'static arch::Arch, String> {
 
 fn parse_distcc(spec: &str) -> Result<distcc::Worker, String> {
     distcc::parse_worker(spec).map_err(|e| e.to_string())
-}
-
-fn parse_share(spec: &str) -> Result<qemu::share::Share, String> {
-    // clap names the option itself.
-    qemu::share::parse(spec).map_err(|e| format!("{e:#}").trim_start_matches(&format!("--share {spec}: ")).to_owned())
-}
-
-/// A guest command typed without `--` (`qemu --kernel fast uname -r`): say where it goes.
-fn forgotten_dashes(arg: &str, args: &[String]) -> Option<String> {
-    if arg.starts_with('-') || !args.iter().any(|a| a == "qemu") || args.iter().any(|a| a == "--") {
-        return None;
-    }
-    let at = args.iter().position(|a| a == arg)?;
-    let fixed: Vec<&str> =
-        args[1..at].iter().map(String::as_str).chain(["--"]).chain(args[at..].iter().map(String::as_str)).collect();
-    Some(format!(
-        "`{arg}` is not an option of cargo xtask qemu: a command for the guest goes after `--` (`cargo xtask {}`)",
-        fixed.join(" ")
-    ))
-}
-
-/// `--kvm is an option of `cargo xtask qemu --kvm` and …`, if some command takes `arg`.
-fn misplaced_option(arg: &str) -> Option<String> {
-    let long = arg.split('=').next()?.strip_prefix("--")?;
-    let owners: Vec<String> = Cli::command()
-        .get_subcommands()
-        .filter(|c| c.get_arguments().any(|a| a.get_long() == Some(long)))
-        .map(|c| format!("`cargo xtask {} --{long}`", c.get_name()))
-        .collect();
-    (!owners.is_empty())
-        .then(|| format!("--{long} is an option of {}: put it after the command's name", owners.join(" and ")))
 }
 
 /// `ARCH/NAME` for a kernel config, as `bench` takes it: the arch it names, and NAME. It must
@@ -348,7 +188,8 @@ fn try_main() -> Result<()> {
     let mut cli = parse();
     // `qemu --kernel arm64/fast` and `kernel arm64/fast` set the arch, as bench's ARCH/NAME does.
     match &mut cli.command {
-        Command::Qemu { kernel: name, .. } | Command::Kernel { name: Some(name), .. } => {
+        Command::Qemu(qemu::Options { kernel: name, .. })
+        | Command::Kernel(kernel::Options { name: Some(name), .. }) => {
             let (arch, plain) = split_config(name, cli.arch)?;
             (cli.arch, *name) = (arch, plain);
         }
@@ -387,50 +228,11 @@ fn try_main() -> Result<()> {
         Command::Initramfs { compression } => {
             initramfs::build(&ctx, compression)?;
         }
-        Command::Kernel { list: true, .. } => kernel::list(&ctx)?,
-        Command::Kernel { name, configure, edit, save, .. } => {
-            let action = match (configure, edit, save) {
-                (true, _, _) => kernel::Action::Configure,
-                (_, Some(tool), _) => kernel::Action::Edit(tool),
-                (_, _, true) => kernel::Action::Save,
-                _ => kernel::Action::Build,
-            };
-            kernel::run(&ctx, &name.expect("clap requires NAME"), action)?;
-        }
-        Command::Qemu { kernel, no_build, initrd, kvm, append, qemu_args, share, gdb, timeout, command } => {
-            let qemu_args = qemu_args.unwrap_or_default().split_whitespace().map(String::from).collect();
-            let initrd = initrd.map(ctx::absolute).transpose()?;
-            let opts = qemu::Options {
-                kernel,
-                no_build,
-                initrd,
-                kvm,
-                append,
-                qemu_args,
-                timeout: (timeout > 0).then(|| std::time::Duration::from_secs(timeout)),
-                command,
-                share,
-                gdb,
-            };
-            let code = qemu::run(&ctx, &opts)?;
-            std::process::exit(code);
-        }
-        Command::Bench { configs, runs, kvm, json, bootgraph, profile, timeout } => {
-            let json = json.map(ctx::absolute).transpose()?;
-            let timeout = std::time::Duration::from_secs(timeout);
-            bench::run(&ctx, &bench::Options { configs, runs, kvm, json, bootgraph, profile, timeout })?;
-        }
+        Command::Kernel(opts) => kernel::command(&ctx, &opts)?,
+        Command::Qemu(opts) => std::process::exit(qemu::run(&ctx, &opts)?),
+        Command::Bench(opts) => bench::run(&ctx, &opts)?,
         Command::Gdb { args } => gdb::run(&ctx, &args)?,
-        Command::Distcc { action } => {
-            let action = match action {
-                DistccCommand::Serve { listen, port, allow } => {
-                    distcc::Action::Serve(distcc::Serve { listen, port, allow, jobs: ctx.jobs })
-                }
-                DistccCommand::Stop { port } => distcc::Action::Stop { port },
-                DistccCommand::Status => distcc::Action::Status,
-            };
-            distcc::run(&ctx, action)?;
-        }
+        Command::Distcc { action } => distcc::run(&ctx, action)?,
         Command::Clean { all } => ctx::clean(&ctx, all)?,
     }
     Ok(())
@@ -447,21 +249,13 @@ mod tests {
 
     #[test]
     fn an_option_of_another_command_names_that_command() {
-        let hint = misplaced_option("--kvm").unwrap();
+        let hint = cli::misplaced_option(&Cli::command(), "--kvm").unwrap();
         assert!(hint.contains("`cargo xtask qemu --kvm`") && hint.contains("`cargo xtask bench --kvm`"), "{hint}");
-        assert!(misplaced_option("--kernel=fast").unwrap().contains("`cargo xtask qemu --kernel`"));
-        assert_eq!(misplaced_option("--no-such-flag"), None);
-        assert_eq!(misplaced_option("-x"), None);
-    }
-
-    #[test]
-    fn a_guest_command_without_dashes_is_shown_with_them() {
-        let args: Vec<String> = ["xtask", "qemu", "--kernel", "fast", "uname", "-r"].map(String::from).into();
-        let hint = forgotten_dashes("uname", &args).unwrap();
-        assert!(hint.contains("(`cargo xtask qemu --kernel fast -- uname -r`)"), "{hint}");
-        assert_eq!(forgotten_dashes("--bogus", &args), None);
-        let bench: Vec<String> = ["xtask", "bench", "x"].map(String::from).into();
-        assert_eq!(forgotten_dashes("x", &bench), None);
+        assert!(
+            cli::misplaced_option(&Cli::command(), "--kernel=fast").unwrap().contains("`cargo xtask qemu --kernel`")
+        );
+        assert_eq!(cli::misplaced_option(&Cli::command(), "--no-such-flag"), None);
+        assert_eq!(cli::misplaced_option(&Cli::command(), "-x"), None);
     }
 
     #[test]

@@ -22,23 +22,57 @@ use camino::{Utf8Path, Utf8PathBuf};
 use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
-/// What to boot and how (the `cargo xtask qemu` flags).
+/// What to boot and how: the `cargo xtask qemu` flags.
+#[derive(clap::Args)]
 pub struct Options {
+    /// The kernel config to boot (see `cargo xtask kernel --list`); ARCH/NAME sets --arch too.
+    #[arg(long, default_value = "allnoconfig")]
     pub kernel: String,
-    /// Boot what is built, checking nothing (a source tree's make takes seconds even with nothing to do).
-    pub no_build: bool,
+    /// Boot this initrd instead of build/initramfs-busybox-ARCH.cpio[.gz] (as the config says).
+    #[arg(long)]
     pub initrd: Option<Utf8PathBuf>,
+    /// Use KVM (-enable-kvm); fails if /dev/kvm is missing or not usable by you.
+    #[arg(long)]
     pub kvm: bool,
+    /// Boot the kernel and initramfs already built, without checking or building anything.
+    #[arg(long)]
+    pub no_build: bool,
+    /// Extra kernel command line arguments (after console=ttyS0 or the arch's console, panic=-1).
+    #[arg(long, allow_hyphen_values = true)]
     pub append: Vec<String>,
-    pub qemu_args: Vec<String>,
-    /// Bounds the whole headless run, boot and command; `None`: no bound.
-    pub timeout: Option<Duration>,
-    /// A command for the guest shell; empty: interactive console.
-    pub command: Vec<String>,
-    /// Host folders to mount in the guest.
+    /// Extra qemu arguments, split at spaces (e.g. --qemu-args "-m 512M -smp 2").
+    #[arg(long, allow_hyphen_values = true)]
+    pub qemu_args: Option<String>,
+    /// Mount host folder DIR in the guest over virtio-9p, at GUEST_PATH (default: the same
+    /// absolute path), read-only with `:ro`; repeatable. Boots the config's `-share` variant
+    /// (9p and virtio added); the shell starts in the current folder when it is shared.
+    #[arg(long, value_name = "DIR[:GUEST_PATH][:ro]", value_parser = share::parse_arg)]
     pub share: Vec<share::Share>,
-    /// Boot the `-debug` variant halted, for `cargo xtask gdb`.
+    /// Debug the kernel: boot the config's `-debug` variant (DWARF, gdb scripts, frame
+    /// pointers) halted with `nokaslr`, qemu's gdb stub on build/gdb-ARCH.sock; attach
+    /// with `cargo xtask gdb`. Boots to the console (no command).
+    #[arg(long)]
     pub gdb: bool,
+    /// Seconds the headless run may take, boot and command together; then qemu is killed and
+    /// the exit status is 124, as timeout(1) gives. 0: no limit.
+    #[arg(long, default_value_t = 300, value_parser = crate::cli::parse_seconds, allow_hyphen_values = true)]
+    pub timeout: u64,
+    /// Command to run in the guest shell, after `--`. One argument is a shell command line
+    /// (`-- 'dmesg | head -3'`); several are words passed as they are (`-- cat /proc/cmdline`).
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+impl Options {
+    /// `--qemu-args`, split at spaces.
+    fn qemu_args(&self) -> Vec<String> {
+        self.qemu_args.as_deref().unwrap_or_default().split_whitespace().map(String::from).collect()
+    }
+
+    /// Bounds the whole headless run, boot and command; `None`: no bound (`--timeout 0`).
+    fn timeout(&self) -> Option<Duration> {
+        (self.timeout > 0).then(|| Duration::from_secs(self.timeout))
+    }
 }
 
 /// Inputs of the qemu command line.
@@ -155,7 +189,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     crate::kernel::check_name(ctx, &opts.kernel)?;
     let built = kernel(ctx, opts).and_then(|kernel| {
         let initrd = match &opts.initrd {
-            Some(p) => p.clone(),
+            Some(p) => crate::ctx::absolute(p.clone())?,
             None => kernel.initrd(ctx, opts.no_build)?,
         };
         Ok((kernel, initrd))
@@ -178,7 +212,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
         let _ = std::fs::remove_file(socket);
     }
     append.extend(opts.append.iter().cloned());
-    qemu_args.extend(opts.qemu_args.iter().cloned());
+    qemu_args.extend(opts.qemu_args());
     let argv = boot_argv(&kernel, &initrd, opts.kvm, &append, &qemu_args);
     eprintln!("$ {}", crate::runner::display(&argv));
     if opts.command.is_empty() {
@@ -223,7 +257,7 @@ fn headless(argv: &[String], opts: &Options) -> Result<i32> {
         std::io::stdin().lock().take(limit).read_to_end(&mut input).context("reading standard input")?;
     }
     let stdin = protocol::check_stdin(&input)?;
-    let (mut guest, times) = Guest::boot(argv, opts.timeout)?;
+    let (mut guest, times) = Guest::boot(argv, opts.timeout())?;
     eprintln!(
         "booted: guest uptime at init {:.3} s, host {:.3} s from qemu start to the shell",
         times.guest_s, times.host_s

@@ -53,7 +53,7 @@ pub fn boot(
     // A socket left by an earlier run would make qemu fail to listen.
     let _ = std::fs::remove_file(&socket);
     let running = profile.then(|| sampler::Sampler::start(socket.clone(), ctx.arch.monitor_pc));
-    let booted = Guest::boot(&argv, Some(opts.timeout));
+    let booted = Guest::boot(&argv, Some(std::time::Duration::from_secs(opts.timeout)));
     let samples = running.map(sampler::Sampler::finish).transpose();
     let _ = std::fs::remove_file(&socket);
     let (mut guest, times) = booted?;

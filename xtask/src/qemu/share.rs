@@ -19,6 +19,11 @@ pub struct Share {
     pub read_only: bool,
 }
 
+/// `--share`'s value parser: clap names the option itself, so the message goes without it.
+pub fn parse_arg(spec: &str) -> Result<Share, String> {
+    parse(spec).map_err(|e| format!("{e:#}").trim_start_matches(&format!("--share {spec}: ")).to_owned())
+}
+
 /// Parses `DIR[:GUEST_PATH][:ro]`; the guest path defaults to DIR's absolute path.
 pub fn parse(spec: &str) -> Result<Share> {
     let (rest, read_only) = match spec.strip_suffix(":ro") {

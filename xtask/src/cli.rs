@@ -1,0 +1,67 @@
+//! Command-line helpers the steps' option structs and `main` share: value parsers, and the
+//! one-line hints that replace clap's guesses. They take the command tree as an argument.
+
+/// Whole seconds; a negative number is a value here, not an option (clap would suggest `-- -1`).
+pub fn parse_seconds(s: &str) -> Result<u64, String> {
+    s.parse().map_err(|_| format!("seconds as a whole number, 0 or more, not `{s}`"))
+}
+
+/// The environment variable behind an invalid value, when it came from there: clap names only
+/// the option (`--arch`) although the user never typed it.
+pub fn from_environment(cmd: &clap::Command, err: &clap::Error) -> Option<String> {
+    let Some(clap::error::ContextValue::String(arg)) = err.get(clap::error::ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let opt = cmd.get_arguments().find(|a| a.get_long() == Some(long))?;
+    let var = opt.get_env()?.to_str()?;
+    let value = std::env::var(var).ok()?;
+    let typed = std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
+    if typed {
+        return None;
+    }
+    let why = err.to_string();
+    let why = why.lines().next().unwrap_or("").rsplit_once("': ").map_or(why.as_str(), |(_, w)| w).to_owned();
+    Some(format!("{var}={value} (from the environment, for --{long}): {why}"))
+}
+
+/// `--kvm is an option of `cargo xtask qemu --kvm` and …`, if some command takes `arg`.
+pub fn misplaced_option(cmd: &clap::Command, arg: &str) -> Option<String> {
+    let long = arg.split('=').next()?.strip_prefix("--")?;
+    let owners: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|c| c.get_arguments().any(|a| a.get_long() == Some(long)))
+        .map(|c| format!("`cargo xtask {} --{long}`", c.get_name()))
+        .collect();
+    (!owners.is_empty())
+        .then(|| format!("--{long} is an option of {}: put it after the command's name", owners.join(" and ")))
+}
+
+/// A guest command typed without `--` (`qemu --kernel fast uname -r`): say where it goes.
+pub fn forgotten_dashes(arg: &str, args: &[String]) -> Option<String> {
+    if arg.starts_with('-') || !args.iter().any(|a| a == "qemu") || args.iter().any(|a| a == "--") {
+        return None;
+    }
+    let at = args.iter().position(|a| a == arg)?;
+    let fixed: Vec<&str> =
+        args[1..at].iter().map(String::as_str).chain(["--"]).chain(args[at..].iter().map(String::as_str)).collect();
+    Some(format!(
+        "`{arg}` is not an option of cargo xtask qemu: a command for the guest goes after `--` (`cargo xtask {}`)",
+        fixed.join(" ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_command_without_dashes_is_shown_with_them() {
+        let args: Vec<String> = ["xtask", "qemu", "--kernel", "fast", "uname", "-r"].map(String::from).into();
+        let hint = forgotten_dashes("uname", &args).unwrap();
+        assert!(hint.contains("(`cargo xtask qemu --kernel fast -- uname -r`)"), "{hint}");
+        assert_eq!(forgotten_dashes("--bogus", &args), None);
+        let bench: Vec<String> = ["xtask", "bench", "x"].map(String::from).into();
+        assert_eq!(forgotten_dashes("x", &bench), None);
+    }
+}
