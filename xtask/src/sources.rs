@@ -6,6 +6,7 @@
 
 use crate::ctx::{Ctx, hex, write_atomic};
 use crate::runner::Step;
+use crate::stamp::Stamp;
 use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
@@ -172,13 +173,17 @@ fn verify_cached(ctx: &Ctx, path: &Utf8Path, expected: &str) -> Result<()> {
 
 /// `build/src/NAME` if it was unpacked from the tarball with sha256 `sha`.
 fn unpacked(ctx: &Ctx, package: Package, name: &str, sha: &str) -> Result<Option<Tree>> {
-    let src = ctx.build.join("src");
-    let dest = src.join(name);
-    if !(dest.is_dir() && fs::read_to_string(src.join(format!(".{name}.sha256"))).is_ok_and(|s| s.trim() == sha)) {
+    let dest = ctx.build.join("src").join(name);
+    if !(dest.is_dir() && unpacked_stamp(ctx, name, sha).fresh(&[&dest])) {
         return Ok(None);
     }
     let version = check_tree(package, &dest)?;
     Ok(Some(Tree { dir: dest, version, user_dir: false, id: Some(sha.to_owned()) }))
+}
+
+/// Says that `build/src/NAME` was unpacked, whole, from the tarball with sha256 `sha`.
+fn unpacked_stamp(ctx: &Ctx, name: &str, sha: &str) -> Stamp {
+    Stamp::new(ctx.build.join("src").join(format!(".{name}.stamp")), &[sha.as_bytes()])
 }
 
 fn pins(ctx: &Ctx) -> Result<Vec<Pin>> {
@@ -206,7 +211,8 @@ fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &st
     if let Some(tree) = unpacked(ctx, package, name, sha)? {
         return Ok(tree);
     }
-    let stamp = src.join(format!(".{name}.sha256"));
+    let stamp = unpacked_stamp(ctx, name, sha);
+    stamp.clear();
     crate::disk::remove_stale(&src);
     let needed = match package {
         Package::Linux => 2 * crate::disk::GIB,
@@ -233,7 +239,7 @@ fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &st
     }
     fs::rename(&top, &dest)?;
     drop(guard);
-    write_atomic(&stamp, sha.as_bytes())?;
+    stamp.write()?;
     eprintln!("unpacked {} {version} into {dest}", package.name());
     Ok(Tree { dir: dest, version, user_dir: false, id: Some(sha.to_owned()) })
 }

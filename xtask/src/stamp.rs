@@ -1,7 +1,7 @@
 //! The one up-to-date mechanism: a step's inputs hashed into a stamp file beside its outputs,
 //! written (atomically) only after the step succeeded and removed before it starts, so an
-//! interrupted or failed step is redone. Kernel configure and build, busybox and the initramfs
-//! use it.
+//! interrupted or failed step is redone. Kernel configure and build, busybox, the initramfs and
+//! the unpacked sources use it.
 
 use crate::ctx::{sha256_hex, write_atomic};
 use anyhow::Result;
