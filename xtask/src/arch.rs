@@ -260,6 +260,23 @@ pub fn names() -> Vec<&'static str> {
     ARCHES.iter().map(|a| a.name).collect()
 }
 
+/// `--arch`'s help: the names and aliases of the table.
+pub fn help() -> String {
+    let aliases: Vec<&str> = ARCHES.iter().flat_map(|a| a.aliases).copied().collect();
+    format!(
+        "The architecture to build and boot ({}; also {}) [default: the host's]",
+        names().join(", "),
+        aliases.join(", ")
+    )
+}
+
+impl Arch {
+    /// The file name of the arch's boot image (`bzImage`, `Image`).
+    pub fn image_name(&self) -> &'static str {
+        self.image.rsplit('/').next().unwrap_or(self.image)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

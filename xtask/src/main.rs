@@ -41,9 +41,8 @@ struct Cli {
     /// Where build steps run.
     #[arg(long, global = true, env = "TEENY_RUNNER", default_value = "docker", help_heading = GLOBAL)]
     runner: RunnerKind,
-    /// The architecture to build and boot (x86_64, arm64, riscv64; also amd64, aarch64, riscv)
-    /// [default: the host's].
-    #[arg(long, global = true, env = "TEENY_ARCH", value_parser = parse_arch, help_heading = GLOBAL)]
+    // Its help names the arches of the table: arch::help().
+    #[arg(long, global = true, env = "TEENY_ARCH", value_parser = parse_arch, help = arch::help(), help_heading = GLOBAL)]
     arch: Option<&'static arch::Arch>,
     /// Parallel make jobs [default: number of CPUs].
     #[arg(short, long, global = true, value_parser = clap::value_parser!(u32).range(1..=4096), help_heading = GLOBAL)]

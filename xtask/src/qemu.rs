@@ -37,7 +37,7 @@ pub struct Options {
     /// Boot the kernel and initramfs already built, without checking or building anything.
     #[arg(long)]
     pub no_build: bool,
-    /// Extra kernel command line arguments (after console=ttyS0 or the arch's console, panic=-1).
+    /// Extra kernel command line arguments (after console= the arch's console and panic=-1).
     #[arg(long, allow_hyphen_values = true)]
     pub append: Vec<String>,
     /// Extra qemu arguments, split at spaces (e.g. --qemu-args "-m 512M -smp 2").

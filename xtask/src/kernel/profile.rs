@@ -20,7 +20,8 @@ pub struct Profile {
     /// (their settings come first in `settings`): inputs of the build.
     pub included: Vec<String>,
     pub description: String,
-    /// `#: boot vmlinux`: boot the uncompressed ELF through its PVH entry instead of bzImage.
+    /// `#: boot vmlinux`: boot the uncompressed ELF (x86: through its PVH entry) instead of the
+    /// arch's boot image (`#: boot image`, the default).
     pub boot_vmlinux: bool,
     /// `#: qemu ARGS`: qemu arguments this kernel is meant to run with.
     pub qemu: Vec<String>,
@@ -55,10 +56,12 @@ pub fn parse_profile(origin: &str, text: &str) -> Result<Profile> {
             "base" => bail!("{origin}:{}: a second `#: base`", i + 1),
             "merge" => merge.extend(words(value)),
             "description" => description = value.to_owned(),
+            // `image`: the arch's boot image, also by its file name (bzImage, Image).
             "boot" => match value {
                 "vmlinux" => boot_vmlinux = true,
-                "bzImage" => boot_vmlinux = false,
-                _ => bail!("{origin}:{}: `#: boot` is vmlinux or bzImage, not {value}", i + 1),
+                "image" => boot_vmlinux = false,
+                _ if crate::arch::ARCHES.iter().any(|a| a.image_name() == value) => boot_vmlinux = false,
+                _ => bail!("{origin}:{}: `#: boot` is vmlinux or image (the arch's boot image), not {value}", i + 1),
             },
             "qemu" => qemu.extend(words(value)),
             "append" => append.extend(words(value)),
@@ -243,7 +246,10 @@ mod tests {
         assert!(err("#: base a\n#: bsae b\n").starts_with("k/x.config:2: unknown directive `#: bsae`"));
         assert!(err("#: base a\n#: base b\n").starts_with("k/x.config:2: a second"));
         assert!(err("#: base\n").starts_with("k/x.config:1: `#: base` needs a value"));
-        assert!(err("#: base a\n#: boot zImage\n").starts_with("k/x.config:2: `#: boot` is vmlinux or bzImage"));
+        assert!(err("#: base a\n#: boot zImage\n").starts_with("k/x.config:2: `#: boot` is vmlinux or image"));
+        for image in ["image", crate::arch::ARCHES[0].image_name()] {
+            assert!(!parse_profile("f", &format!("#: base a\n#: boot {image}\n")).unwrap().boot_vmlinux);
+        }
         assert!(err("CONFIG_TTY=y\n").contains("no `#: base TARGET` line"));
         assert!(err("#: base a\nCONFIG_TTY y\n").starts_with("k/x.config:2:"));
     }
