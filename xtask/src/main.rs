@@ -15,6 +15,7 @@ mod gdb;
 mod initramfs;
 mod kconfig;
 mod kernel;
+mod kunit;
 mod lock;
 mod prepare;
 mod proc;
