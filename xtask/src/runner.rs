@@ -228,13 +228,7 @@ impl Runner {
         // SIGKILL, the container's command sees its input end and stops (docker/teeny-run); the
         // engine's client gets SIGKILL then too.
         cmd.stdin(if self.container.is_some() { Stdio::piped() } else { Stdio::null() }).process_group(0);
-        // SAFETY: prctl is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::proc::die_with_parent(&mut cmd);
         let log_path = self.log_path(step);
         let mut log = self.open_log(&log_path, &step.log)?;
         let logged = || format!("writing {log_path}");
