@@ -4,7 +4,7 @@
 //! unchanged image is never rebuilt and an edited one is rebuilt on the next command that needs it.
 
 use crate::ctx::Ctx;
-use crate::runner::Step;
+use crate::step::Step;
 use anyhow::{Context, Result, bail};
 use fs_err as fs;
 

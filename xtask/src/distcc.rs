@@ -10,7 +10,7 @@
 pub mod worker;
 
 use crate::ctx::Ctx;
-use crate::runner::Step;
+use crate::step::Step;
 use anyhow::{Context, Result, bail};
 use camino::Utf8Path;
 use fs_err as fs;

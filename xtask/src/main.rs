@@ -21,6 +21,7 @@ mod qemu;
 mod runner;
 mod sources;
 mod stamp;
+mod step;
 
 use anyhow::Result;
 use camino::Utf8PathBuf;
