@@ -4,8 +4,9 @@
 //! unchanged image is never rebuilt and an edited one is rebuilt on the next command that needs it.
 
 use crate::ctx::Ctx;
-use crate::runner::Step;
-use anyhow::{Context, Result, bail};
+use crate::engine::Engine;
+use crate::step::Step;
+use anyhow::{Context, Result};
 use fs_err as fs;
 
 /// The builder image's tag for docker/ as it is now (no engine needed): names and contents of
@@ -34,48 +35,18 @@ pub fn identity(ctx: &Ctx) -> Result<String> {
 /// Makes sure the builder image exists for this Dockerfile; returns its tag. The build is a
 /// step like the others: its command, one live status line, the full output in
 /// build/logs/builder-image.log (`-v` streams it).
-pub fn ensure(ctx: &Ctx, engine: &str) -> Result<String> {
-    check_engine(engine)?;
+pub fn ensure(ctx: &Ctx, engine: Engine) -> Result<String> {
+    engine.check()?;
     let dockerfile = ctx.root.join("docker/Dockerfile");
     let tag = tag(ctx)?;
-    let inspect = std::process::Command::new(engine)
-        .args(["image", "inspect", "--format", "{{.Id}}", &tag])
-        .output()
-        .with_context(|| format!("cannot run {engine}"))?;
-    if inspect.status.success() {
+    if engine.has_image(&tag)? {
         return Ok(tag);
     }
-    let context = ctx.root.join("docker");
     // The image knows its own tag, so that distcc workers can say which one they run.
-    let arg = format!("TEENY_TAG={tag}");
-    let argv = [engine, "build", "--tag", &tag, "--build-arg", &arg, "--file", dockerfile.as_str(), context.as_str()];
-    let step = Step::new(&ctx.root, &argv).log("builder-image");
+    let argv = engine.build_argv(&tag, &[("TEENY_TAG", &tag)], &dockerfile, &ctx.root.join("docker"));
+    let step = Step { argv, ..Step::new(&ctx.root, &[]) }.log("builder-image");
     crate::runner::Runner::new(None, ctx.build.join("logs"), ctx.verbose)
         .run(&step)
         .with_context(|| format!("building the builder image from {dockerfile} failed"))?;
     Ok(tag)
-}
-
-/// One line saying why the container engine cannot be used, and what to do.
-fn check_engine(engine: &str) -> Result<()> {
-    let out = match std::process::Command::new(engine).args(["version", "--format", "{{.Server.Version}}"]).output() {
-        Ok(out) => out,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("{engine} not found on PATH: install it, or build with your own tools using --runner host")
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot run {engine}")),
-    };
-    if out.status.success() {
-        return Ok(());
-    }
-    let err = String::from_utf8_lossy(&out.stderr);
-    if err.contains("permission denied") {
-        bail!(
-            "{engine} daemon refuses this user (permission denied): add yourself to the `{engine}` group and log in again, or use --runner host"
-        )
-    }
-    bail!(
-        "{engine} daemon is not running ({}): start it (e.g. `sudo systemctl start {engine}`), or use --runner host",
-        err.lines().last().unwrap_or("no answer").trim()
-    )
 }

@@ -6,7 +6,7 @@
 //! nothing, and the objects are the compiler's own bytes either way.
 
 use crate::ctx::Ctx;
-use crate::runner::Step;
+use crate::step::Step;
 use anyhow::{Context, Result};
 use camino::Utf8Path;
 use fs_err as fs;

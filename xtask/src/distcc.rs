@@ -10,7 +10,8 @@
 pub mod worker;
 
 use crate::ctx::Ctx;
-use crate::runner::Step;
+use crate::engine::Engine;
+use crate::step::Step;
 use anyhow::{Context, Result, bail};
 use camino::Utf8Path;
 use fs_err as fs;
@@ -155,10 +156,8 @@ pub struct Serve {
 
 /// `docker run` for a detached worker: distccd in the foreground of its container, on the
 /// host's network (the address and port are the host's), as nobody, with statistics on port + 1.
-pub fn serve_argv(engine: &str, image: &str, s: &Serve) -> Vec<String> {
-    let mut argv: Vec<String> = [
-        engine,
-        "run",
+pub fn serve_argv(engine: Engine, image: &str, s: &Serve) -> Vec<String> {
+    let options = [
         "--detach",
         "--init",
         &format!("--name=teeny-distcc-{}", s.port),
@@ -167,7 +166,10 @@ pub fn serve_argv(engine: &str, image: &str, s: &Serve) -> Vec<String> {
         &format!("--label={LISTEN_LABEL}={}", s.listen),
         "--network=host",
         "--user=65534:65534",
-        image,
+    ]
+    .map(String::from)
+    .into();
+    let mut command: Vec<String> = [
         "distccd",
         "--daemon",
         "--no-detach",
@@ -185,9 +187,9 @@ pub fn serve_argv(engine: &str, image: &str, s: &Serve) -> Vec<String> {
     .map(String::from)
     .into();
     for a in &s.allow {
-        argv.extend(["--allow".to_owned(), a.clone()]);
+        command.extend(["--allow".to_owned(), a.clone()]);
     }
-    argv
+    engine.run_argv(options, image, command)
 }
 
 /// Checks an `--allow` value (`A.B.C.D` or `A.B.C.D/BITS`); says whether it is a private network
@@ -236,7 +238,7 @@ pub fn run(ctx: &Ctx, action: Action) -> Result<()> {
     }
 }
 
-fn serve(ctx: &Ctx, engine: &str, s: &Serve) -> Result<()> {
+fn serve(ctx: &Ctx, engine: Engine, s: &Serve) -> Result<()> {
     for a in &s.allow {
         if !check_allow(a)? {
             eprintln!("warning: --allow {a} is not a private network: anyone there can run compilers on this machine");
@@ -246,7 +248,7 @@ fn serve(ctx: &Ctx, engine: &str, s: &Serve) -> Result<()> {
     if let Some(left) = workers_here(engine, true)?.into_iter().find(|w| w.port == s.port && !w.running) {
         // Stopped without `distcc stop` (e.g. `docker stop`): its name would be taken.
         eprintln!("removing {}, a worker that was stopped but not removed", left.name);
-        let _ = std::process::Command::new(engine).args(["rm", "-f", &left.name]).output();
+        let _ = engine.remove(&left.name);
     }
     if let Some(running) = workers_here(engine, false)?.into_iter().find(|w| w.port == s.port) {
         bail!(
@@ -258,26 +260,16 @@ fn serve(ctx: &Ctx, engine: &str, s: &Serve) -> Result<()> {
     }
     let argv = serve_argv(engine, &image, s);
     eprintln!("$ {}", crate::runner::display(&argv));
-    let out = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .output()
-        .with_context(|| format!("cannot run {engine}"))?;
-    if !out.status.success() {
-        bail!("{engine} run failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
+    engine.start(&argv)?;
     let name = format!("teeny-distcc-{}", s.port);
     // distccd is up once its port accepts; if it exits first (port taken, bad option), say why.
     let worker = Worker { host: local_host(&s.listen).to_owned(), port: s.port, slots: s.jobs };
     let start = std::time::Instant::now();
     while worker.compiles().is_none() {
         if start.elapsed() > Duration::from_secs(10) || !workers_here(engine, false)?.iter().any(|w| w.name == name) {
-            let logs = std::process::Command::new(engine).args(["logs", "--tail", "5", &name]).output()?;
-            let _ = std::process::Command::new(engine).args(["rm", "-f", &name]).output();
-            bail!(
-                "distccd did not start on {}: {}",
-                worker.addr(),
-                String::from_utf8_lossy(&logs.stderr).trim().lines().last().unwrap_or("no output")
-            );
+            let logs = engine.logs_tail(&name, 5)?;
+            let _ = engine.remove(&name);
+            bail!("distccd did not start on {}: {}", worker.addr(), logs.trim().lines().last().unwrap_or("no output"));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -308,17 +300,12 @@ struct Local {
 }
 
 /// The worker containers here: running ones, or with `all` stopped ones too.
-fn workers_here(engine: &str, all: bool) -> Result<Vec<Local>> {
+fn workers_here(engine: Engine, all: bool) -> Result<Vec<Local>> {
     let format = format!(
         "{{{{.Names}}}} {{{{.Label \"{LABEL}\"}}}} {{{{.State}}}} {{{{.Label \"{TAG_LABEL}\"}}}} {{{{.Label \"{LISTEN_LABEL}\"}}}}"
     );
-    let filter = format!("label={LABEL}");
-    let mut ps = vec!["ps", "--filter", &filter, "--format", &format];
-    if all {
-        ps.push("--all");
-    }
-    let out = std::process::Command::new(engine).args(&ps).output().with_context(|| format!("cannot run {engine}"))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
+    Ok(engine
+        .ps(&format!("label={LABEL}"), &format, all)?
         .lines()
         .filter_map(|l| {
             let mut f = l.split_whitespace();
@@ -333,7 +320,7 @@ fn workers_here(engine: &str, all: bool) -> Result<Vec<Local>> {
         .collect())
 }
 
-fn stop(engine: &str, port: Option<u16>) -> Result<()> {
+fn stop(engine: Engine, port: Option<u16>) -> Result<()> {
     // Stopped ones too: a worker stopped with `docker stop` still holds its name.
     let workers: Vec<Local> =
         workers_here(engine, true)?.into_iter().filter(|w| port.is_none_or(|p| w.port == p)).collect();
@@ -344,18 +331,13 @@ fn stop(engine: &str, port: Option<u16>) -> Result<()> {
         }
     }
     for w in workers {
-        eprintln!("$ {engine} rm -f {}", w.name);
-        let status = std::process::Command::new(engine)
-            .args(["rm", "-f", &w.name])
-            .stdout(std::process::Stdio::null())
-            .status()?;
-        anyhow::ensure!(status.success(), "{engine} rm -f {} failed", w.name);
+        engine.remove_shown(&w.name)?;
     }
     Ok(())
 }
 
 /// The workers here, and those of `--distcc`: which answer, with which tag.
-fn status(ctx: &Ctx, engine: &str) -> Result<()> {
+fn status(ctx: &Ctx, engine: Engine) -> Result<()> {
     let here = workers_here(engine, false)?;
     for w in &here {
         println!("{} on port {} runs {}", w.name, w.port, w.tag);
@@ -399,7 +381,7 @@ mod tests {
     #[test]
     fn a_worker_runs_distccd_detached_on_the_host_network_with_statistics() {
         let s = Serve { listen: "127.0.0.1".into(), port: 3700, allow: vec!["127.0.0.1/32".into()], jobs: 2 };
-        let argv = serve_argv("docker", "teeny-linux-builder:abc", &s).join(" ");
+        let argv = serve_argv(Engine::DOCKER, "teeny-linux-builder:abc", &s).join(" ");
         assert!(
             argv.starts_with("docker run --detach --init --name=teeny-distcc-3700 --label=teeny.distcc=3700"),
             "{argv}"

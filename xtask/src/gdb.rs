@@ -151,7 +151,7 @@ pub fn run(ctx: &Ctx, extra: &[String]) -> Result<()> {
     }
     let argv = gdb_argv(&session, extra);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let step = crate::runner::Step::new(&ctx.build, &argv).mount(&session.source, true).interactive();
+    let step = crate::step::Step::new(&ctx.build, &argv).mount(&session.source, true).interactive();
     crate::prepare::runner(ctx)?.run(&step)
 }
 

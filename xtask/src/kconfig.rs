@@ -6,7 +6,7 @@
 //! itself (kconfiglib, `xtask/kconfig/explain.py`).
 
 use crate::ctx::Ctx;
-use crate::runner::Step;
+use crate::step::Step;
 use anyhow::{Result, bail};
 use camino::Utf8Path;
 use fs_err as fs;

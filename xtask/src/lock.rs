@@ -1,13 +1,14 @@
 //! Build-folder locks: one `cargo xtask` builds in a folder at a time; a lock whose holder died
 //! is taken over, and one held when a signal ends the run is released.
 
+use crate::engine::Engine;
 use anyhow::{Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 
 /// Takes the lock of a build folder (`DIR.lock` beside it), waiting while another `cargo xtask`
 /// holds it. The kernel drops a lock whose holder died; its containers (of `engine`) are
 /// stopped here, so that they cannot race with this build.
-pub fn take(engine: Option<&str>, dir: &Utf8Path) -> Result<Lock> {
+pub fn take(engine: Option<Engine>, dir: &Utf8Path) -> Result<Lock> {
     let path = Utf8PathBuf::from(format!("{dir}.lock"));
     fs_err::create_dir_all(path.parent().unwrap())?;
     let file = fs_err::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
@@ -25,7 +26,7 @@ pub fn take(engine: Option<&str>, dir: &Utf8Path) -> Result<Lock> {
     if !stale.is_empty() {
         eprintln!("note: taking over the lock of {dir} from a process that ended without releasing it ({stale})");
         if let (Some(engine), Some(pid)) = (engine, stale.split_whitespace().nth(1)) {
-            crate::engine::stop_containers_of(engine, pid);
+            engine.stop_containers_of(pid);
         }
     }
     let me = format!("pid {} {}", std::process::id(), std::env::args().collect::<Vec<_>>().join(" "));

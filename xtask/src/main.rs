@@ -23,6 +23,7 @@ mod qemu;
 mod runner;
 mod sources;
 mod stamp;
+mod step;
 
 use anyhow::Result;
 use camino::Utf8PathBuf;

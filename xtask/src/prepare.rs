@@ -3,6 +3,7 @@
 //! data; a command that runs steps asks for [`runner`] and so says that it may build the image.
 
 use crate::ctx::Ctx;
+use crate::engine::Container;
 use crate::runner::Runner;
 use anyhow::{Result, bail};
 
@@ -38,7 +39,7 @@ pub fn runner(ctx: &Ctx) -> Result<&Runner> {
             let image = crate::builder::ensure(ctx, engine)?;
             let mut workdirs = vec![ctx.root.clone(), ctx.build.clone()];
             workdirs.extend(ctx.ccache.iter().filter(|c| !c.starts_with(&ctx.build)).cloned());
-            Some(Runner::container(engine, &image, workdirs))
+            Some(Container::new(engine, &image, workdirs))
         }
     };
     Ok(ctx.runner.0.get_or_init(|| Runner::new(container, ctx.build.join("logs"), ctx.verbose)))

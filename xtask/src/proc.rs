@@ -1,4 +1,17 @@
-//! Other processes, by pid: whether one still runs, and as what.
+//! Processes: whether another one, by pid, still runs and as what; and a child that dies with us.
+
+/// Makes the process that `cmd` starts get SIGKILL when this one dies, even by SIGKILL, which
+/// runs no Drop (PR_SET_PDEATHSIG).
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
 
 /// The command name of process `pid` if it runs: a zombie does not (where no init reaps
 /// orphans, in containers and CI, a killed process stays one with its /proc entry).

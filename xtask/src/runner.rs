@@ -1,6 +1,9 @@
-//! The one place that turns a build step into a command line: in the builder container
-//! (docker or podman) or, with `--runner host`, directly on this machine.
+//! Runs build steps: in the builder container (docker or podman, its command line from
+//! [`crate::engine::container_argv`]) or, with `--runner host`, directly on this machine; their
+//! logs, the live status line, and stopping them on a signal.
 
+use crate::engine::{Container, Engine, container_argv};
+use crate::step::Step;
 use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
@@ -25,138 +28,14 @@ pub enum RunnerKind {
 }
 
 impl RunnerKind {
-    /// The container engine's binary, if this runner uses one.
-    pub fn engine(self) -> Option<&'static str> {
+    /// The container engine, if this runner uses one.
+    pub fn engine(self) -> Option<Engine> {
         match self {
-            RunnerKind::Docker => Some("docker"),
-            RunnerKind::Podman => Some("podman"),
+            RunnerKind::Docker => Some(Engine::DOCKER),
+            RunnerKind::Podman => Some(Engine::PODMAN),
             RunnerKind::Host => None,
         }
     }
-}
-
-/// A bind mount besides the repository and the build folder, which are always mounted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mount {
-    pub path: Utf8PathBuf,
-    pub read_only: bool,
-}
-
-/// One command of the walk-through, as the user would type it inside the builder.
-#[derive(Clone, Debug, Default)]
-pub struct Step {
-    pub argv: Vec<String>,
-    pub cwd: Utf8PathBuf,
-    pub env: Vec<(String, String)>,
-    pub mounts: Vec<Mount>,
-    /// Needs the user's terminal (menuconfig and friends).
-    pub interactive: bool,
-    /// The log under build/logs/ that gets the output (`NAME.log`), e.g. the `O=` folder's name.
-    pub log: String,
-    /// Reaches the host's network (distcc workers); every other step runs without one.
-    pub network: bool,
-}
-
-impl Step {
-    pub fn new(cwd: &Utf8Path, argv: &[&str]) -> Step {
-        Step {
-            argv: argv.iter().map(|s| s.to_string()).collect(),
-            cwd: cwd.to_owned(),
-            log: "steps".into(),
-            ..Step::default()
-        }
-    }
-    pub fn log(mut self, name: &str) -> Step {
-        self.log = name.to_owned();
-        self
-    }
-    pub fn env(mut self, key: &str, value: &str) -> Step {
-        self.env.push((key.to_owned(), value.to_owned()));
-        self
-    }
-    pub fn mount(mut self, path: &Utf8Path, read_only: bool) -> Step {
-        self.mounts.push(Mount { path: path.to_owned(), read_only });
-        self
-    }
-    pub fn interactive(mut self) -> Step {
-        self.interactive = true;
-        self
-    }
-    pub fn network(mut self) -> Step {
-        self.network = true;
-        self
-    }
-}
-
-/// What the container command line depends on besides the step itself.
-#[derive(Clone, Debug)]
-pub struct Container {
-    pub engine: String,
-    pub image: String,
-    pub uid: u32,
-    pub gid: u32,
-    /// Always mounted read-write at the same absolute path: the repository and the build folder.
-    pub workdirs: Vec<Utf8PathBuf>,
-    pub stdin_is_tty: bool,
-    /// The user's locale is UTF-8 (LC_ALL, LC_CTYPE or LANG says so).
-    pub utf8: bool,
-}
-
-/// The image's wrapper that ends a step's command when its standard input closes
-/// (docker/teeny-run): xtask holds it open, so the build dies with the xtask that started it.
-pub const WATCHDOG: &str = "teeny-run";
-
-/// The full `docker run …` argv for a step, in a container called `name` (so that it can be
-/// stopped by name on an interrupt); with `watched`, the command runs under [`WATCHDOG`] with
-/// stdin kept open. Pure, so it is unit-tested.
-pub fn container_argv(c: &Container, step: &Step, name: &str, watched: bool) -> Vec<String> {
-    let mut argv: Vec<String> = vec![c.engine.clone(), "run".into(), "--rm".into(), "--init".into()];
-    if watched {
-        argv.push("--interactive".into());
-    }
-    argv.push(format!("--name={name}"));
-    // Files in build/ belong to the user, not to root.
-    argv.push(format!("--user={}:{}", c.uid, c.gid));
-    if c.engine == "podman" {
-        argv.push("--userns=keep-id".into());
-    }
-    // Build steps need no network (sources are fetched and verified on the host), except to
-    // reach distcc workers.
-    argv.push(if step.network { "--network=host" } else { "--network=none" }.into());
-    if step.interactive && c.stdin_is_tty {
-        argv.push("-it".into());
-    }
-    let mut mounts: Vec<Mount> = c.workdirs.iter().map(|p| Mount { path: p.clone(), read_only: false }).collect();
-    for m in &step.mounts {
-        // A path inside an already mounted folder needs no mount of its own.
-        if !mounts.iter().any(|have| m.path.starts_with(&have.path)) {
-            mounts.push(m.clone());
-        }
-    }
-    for m in &mounts {
-        // Same absolute path inside: paths printed by make and the kernel's O= logic stay valid.
-        argv.push(format!("--volume={0}:{0}{1}", m.path, if m.read_only { ":ro" } else { "" }));
-    }
-    argv.push(format!("--workdir={}", step.cwd));
-    // make and menuconfig want a HOME and a TERM; the user inside has no passwd entry.
-    argv.push("--env=HOME=/tmp".into());
-    if step.interactive {
-        argv.push(format!("--env=TERM={}", std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
-        if c.utf8 {
-            // Box lines as Unicode characters: tmux and screen show the VT100 line-drawing
-            // set that ncurses uses otherwise as `qqqq` and `x`.
-            argv.extend(["--env=LANG=C.UTF-8".into(), "--env=NCURSES_NO_UTF8_ACS=1".into()]);
-        }
-    }
-    for (k, v) in &step.env {
-        argv.push(format!("--env={k}={v}"));
-    }
-    argv.push(c.image.clone());
-    if watched {
-        argv.push(WATCHDOG.into());
-    }
-    argv.extend(step.argv.iter().cloned());
-    argv
 }
 
 /// Quotes an argv for display only (commands are never run through a shell).
@@ -191,24 +70,6 @@ impl Runner {
         Runner { container, logs, verbose, opened: RefCell::default() }
     }
 
-    /// The container settings for `engine` and `image`, as this user with this terminal.
-    pub fn container(engine: &str, image: &str, workdirs: Vec<Utf8PathBuf>) -> Container {
-        // SAFETY: getuid/getgid cannot fail and touch no memory.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        Container {
-            engine: engine.into(),
-            image: image.into(),
-            uid,
-            gid,
-            workdirs,
-            stdin_is_tty: std::io::stdin().is_terminal(),
-            utf8: ["LC_ALL", "LC_CTYPE", "LANG"]
-                .iter()
-                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-                .is_some_and(|v| v.to_uppercase().replace('-', "").contains("UTF8")),
-        }
-    }
-
     pub fn image(&self) -> Option<&str> {
         self.container.as_ref().map(|c| c.image.as_str())
     }
@@ -228,13 +89,7 @@ impl Runner {
         // SIGKILL, the container's command sees its input end and stops (docker/teeny-run); the
         // engine's client gets SIGKILL then too.
         cmd.stdin(if self.container.is_some() { Stdio::piped() } else { Stdio::null() }).process_group(0);
-        // SAFETY: prctl is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        crate::proc::die_with_parent(&mut cmd);
         let log_path = self.log_path(step);
         let mut log = self.open_log(&log_path, &step.log)?;
         let logged = || format!("writing {log_path}");
@@ -245,7 +100,7 @@ impl Runner {
         let _stdin = child.stdin.take();
         // The Command holds the pipe's write end: drop it, or the output never ends.
         drop(cmd);
-        let current = Current { pid: child.id(), container: self.container.as_ref().map(|c| (c.engine.clone(), name)) };
+        let current = Current { pid: child.id(), container: self.container.as_ref().map(|c| (c.engine, name)) };
         *CURRENT.lock().unwrap() = Some(current);
         let status = Status::new(self.verbose);
         let mut tail = std::collections::VecDeque::new();
@@ -389,7 +244,7 @@ fn terminal_width() -> usize {
 struct Current {
     pid: u32,
     /// Engine and container name.
-    container: Option<(String, String)>,
+    container: Option<(Engine, String)>,
 }
 
 static CURRENT: Mutex<Option<Current>> = Mutex::new(None);
@@ -419,14 +274,9 @@ pub fn stop_steps_on_signals() -> Result<()> {
 /// SIGINT to every process of the step (make deletes the target it was writing), then after a
 /// grace period SIGKILL; a container is stopped the same way by name, which also removes it.
 fn stop(current: &Current) {
-    let quiet = |argv: &[&str]| {
-        std::process::Command::new(argv[0]).args(&argv[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status()
-    };
     let pgid = current.pid as libc::pid_t;
     match &current.container {
-        Some((engine, name)) => {
-            let _ = quiet(&[engine, "exec", name, "sh", "-c", "kill -INT -1"]);
-        }
+        Some((engine, name)) => engine.interrupt(name),
         // SAFETY: signals our own child's process group.
         None => unsafe {
             libc::kill(-pgid, libc::SIGINT);
@@ -438,9 +288,7 @@ fn stop(current: &Current) {
         std::thread::sleep(Duration::from_millis(100));
     }
     match &current.container {
-        Some((engine, name)) => {
-            let _ = quiet(&[engine, "kill", name]);
-        }
+        Some((engine, name)) => engine.kill(name),
         // SAFETY: as above.
         None => unsafe {
             libc::kill(-pgid, libc::SIGKILL);
@@ -451,93 +299,6 @@ fn stop(current: &Current) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn container(tty: bool) -> Container {
-        Container {
-            engine: "docker".into(),
-            image: "teeny-linux-builder:abc".into(),
-            uid: 1000,
-            gid: 100,
-            workdirs: vec!["/home/u/teeny".into()],
-            stdin_is_tty: tty,
-            utf8: true,
-        }
-    }
-
-    fn make_step() -> Step {
-        Step::new("/home/u/teeny/build/src/linux".into(), &["make", "O=/home/u/teeny/build/obj/x", "allnoconfig"])
-            .env("KBUILD_BUILD_USER", "teeny")
-    }
-
-    #[test]
-    fn a_watched_step_keeps_stdin_open_and_runs_under_the_watchdog() {
-        let argv = container_argv(&container(false), &make_step(), "n", true);
-        assert!(argv.contains(&"--interactive".to_string()), "{argv:?}");
-        let image = argv.iter().position(|a| a == "teeny-linux-builder:abc").unwrap();
-        assert_eq!(argv[image + 1], WATCHDOG);
-        assert_eq!(argv[image + 2..], make_step().argv[..]);
-    }
-
-    #[test]
-    fn runs_as_the_user_without_network_with_same_path_mounts() {
-        let argv = container_argv(&container(false), &make_step(), "n", false);
-        let s = argv.join(" ");
-        assert_eq!(&argv[..4], ["docker", "run", "--rm", "--init"]);
-        assert!(argv.contains(&"--user=1000:100".to_string()), "{s}");
-        assert!(argv.contains(&"--network=none".to_string()), "{s}");
-        assert!(argv.contains(&"--volume=/home/u/teeny:/home/u/teeny".to_string()), "{s}");
-        assert!(argv.contains(&"--workdir=/home/u/teeny/build/src/linux".to_string()), "{s}");
-        assert!(argv.contains(&"--env=KBUILD_BUILD_USER=teeny".to_string()), "{s}");
-        // The image comes right before the step's own argv, which is passed through unchanged.
-        let image = argv.iter().position(|a| a == "teeny-linux-builder:abc").unwrap();
-        assert_eq!(argv[image + 1..], make_step().argv[..]);
-        assert!(!argv.contains(&"-it".to_string()));
-        let argv = container_argv(&container(false), &make_step().network(), "n", false);
-        assert!(argv.contains(&"--network=host".to_string()) && !argv.contains(&"--network=none".to_string()));
-    }
-
-    #[test]
-    fn terminal_only_for_interactive_steps_with_a_terminal() {
-        let step = make_step().interactive();
-        assert!(container_argv(&container(true), &step, "n", false).contains(&"-it".to_string()));
-        assert!(!container_argv(&container(false), &step, "n", false).contains(&"-it".to_string()));
-        assert!(!container_argv(&container(true), &make_step(), "n", false).contains(&"-it".to_string()));
-    }
-
-    #[test]
-    fn configurators_draw_unicode_lines_in_a_utf8_terminal() {
-        let step = make_step().interactive();
-        let utf8 = container_argv(&container(true), &step, "n", false);
-        assert!(
-            utf8.contains(&"--env=NCURSES_NO_UTF8_ACS=1".to_string())
-                && utf8.contains(&"--env=LANG=C.UTF-8".to_string())
-        );
-        let mut c = container(true);
-        c.utf8 = false;
-        assert!(!container_argv(&c, &step, "n", false).iter().any(|a| a.contains("NCURSES")));
-        assert!(!container_argv(&container(true), &make_step(), "n", false).iter().any(|a| a.contains("NCURSES")));
-    }
-
-    #[test]
-    fn extra_mounts_are_added_once_and_read_only_when_asked() {
-        let step = make_step().mount("/usr/src/linux".into(), true).mount("/home/u/teeny/build/downloads".into(), true);
-        let argv = container_argv(&container(false), &step, "n", false);
-        assert!(argv.contains(&"--volume=/usr/src/linux:/usr/src/linux:ro".to_string()));
-        assert_eq!(argv.iter().filter(|a| a.starts_with("--volume=")).count(), 2);
-    }
-
-    #[test]
-    fn podman_keeps_the_user_id() {
-        let mut c = container(false);
-        c.engine = "podman".into();
-        assert!(container_argv(&c, &make_step(), "n", false).contains(&"--userns=keep-id".to_string()));
-    }
-
-    #[test]
-    fn containers_are_named_so_they_can_be_stopped() {
-        let argv = container_argv(&container(false), &make_step(), "teeny-42-0", false);
-        assert!(argv.contains(&"--name=teeny-42-0".to_string()));
-    }
 
     #[test]
     fn status_line_shows_elapsed_time_and_the_last_output_fitting_the_terminal() {

@@ -5,8 +5,8 @@
 //! `TEENY_KERNEL_SOURCE` / `TEENY_BUSYBOX_SOURCE`) replace the pin with a local tarball or tree.
 
 use crate::ctx::{Ctx, hex, write_atomic};
-use crate::runner::Step;
 use crate::stamp::Stamp;
+use crate::step::Step;
 use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;

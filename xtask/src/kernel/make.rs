@@ -2,8 +2,8 @@
 //! build environment, for every step of a kernel.
 
 use crate::ctx::Ctx;
-use crate::runner::Step;
 use crate::sources::Tree;
+use crate::step::Step;
 use camino::{Utf8Path, Utf8PathBuf};
 
 /// The kernel's environment for reproducible builds: same inputs, same bzImage.

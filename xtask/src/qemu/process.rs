@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 use std::io::{BufRead, Read};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
@@ -24,13 +23,8 @@ pub fn spawn(argv: &[String], console: bool) -> Result<(Child, Receiver<Event>)>
     if console {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
     }
-    // SAFETY: prctl is async-signal-safe. If we die without running Drop, qemu dies too.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    // If we die without running Drop, qemu dies too.
+    crate::proc::die_with_parent(&mut cmd);
     let mut child = cmd.spawn().with_context(|| format!("cannot start {}", argv[0]))?;
     let (tx, rx) = channel();
     let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
