@@ -205,7 +205,7 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
     row.boot_image_bytes = Some(fs::metadata(&kernel.image)?.len());
     let initrd = kernel.initrd(ctx, false)?;
     row.initramfs_bytes = Some(fs::metadata(&initrd)?.len());
-    let argv = qemu::boot_argv(&kernel, &initrd, opts.kvm, &[], &[]);
+    let argv = qemu::boot_argv(&kernel, Some(&initrd), opts.kvm, &[], &[]);
     let (mut guest, mut host) = (Vec::new(), Vec::new());
     for i in 1..=opts.runs {
         eprintln!("boot {i}/{} of {}: $ {}", opts.runs, row.config, crate::runner::display(&argv));

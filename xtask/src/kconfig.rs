@@ -93,7 +93,7 @@ pub fn check_conflicts(origin: &str, settings: &[Setting]) -> Result<()> {
 }
 
 /// A setting as a config line.
-fn line_of(s: &Setting) -> String {
+pub fn line_of(s: &Setting) -> String {
     if s.value == "n" {
         format!("# CONFIG_{} is not set", s.symbol)
     } else {

@@ -104,6 +104,13 @@ enum Command {
     /// qemu boots headless, CMD runs in the guest shell, and its exit status is ours; 125 if the
     /// kernel or initramfs failed to build (`git bisect run` skips such a commit).
     Qemu(qemu::Options),
+    /// Run the kernel's KUnit tests in the guest and report them (as kunit.py run does).
+    ///
+    /// Builds the config's `-kunit` variant (CONFIG_KUNIT=y plus the .kunitconfig lines), boots
+    /// it headless until KUnit shuts it down, parses the KTAP results, prints a summary and
+    /// writes --json/--junit. Exit status: 0 all passed, 1 a test failed or crashed, 124 timed
+    /// out, 125 the kernel did not build.
+    Kunit(kunit::Options),
     /// Run gdb (from the builder image) on the kernel that `cargo xtask qemu --gdb` boots.
     ///
     /// Loads its vmlinux and the kernel's `lx-` helpers (lx-dmesg, lx-ps, lx-version, …) and
@@ -232,6 +239,7 @@ fn try_main() -> Result<()> {
         Command::Kernel(opts) => kernel::command(&ctx, &opts)?,
         Command::Qemu(opts) => std::process::exit(qemu::run(&ctx, &opts)?),
         Command::Bench(opts) => bench::run(&ctx, &opts)?,
+        Command::Kunit(opts) => std::process::exit(kunit::run(&ctx, &opts)?),
         Command::Gdb { args } => gdb::run(&ctx, &args)?,
         Command::Distcc { action } => distcc::run(&ctx, action)?,
         Command::Clean { all } => ctx::clean(&ctx, all)?,

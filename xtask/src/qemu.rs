@@ -79,7 +79,8 @@ impl Options {
 pub struct Machine<'a> {
     pub arch: &'a Arch,
     pub kernel: &'a Utf8Path,
-    pub initrd: &'a Utf8Path,
+    /// None: no initramfs (a kernel that ends by itself before init, as KUnit's does).
+    pub initrd: Option<&'a Utf8Path>,
     pub kvm: bool,
     pub append: &'a [String],
     pub qemu_args: &'a [String],
@@ -90,9 +91,11 @@ pub struct Machine<'a> {
 pub fn qemu_argv(m: &Machine) -> Vec<String> {
     let mut append = vec![format!("console={}", m.arch.console), "panic=-1".to_owned()];
     append.extend(m.append.iter().cloned());
-    let mut argv: Vec<String> = [m.arch.qemu, "-kernel", m.kernel.as_str(), "-initrd", m.initrd.as_str(), "-nographic"]
-        .map(String::from)
-        .into();
+    let mut argv: Vec<String> = [m.arch.qemu, "-kernel", m.kernel.as_str()].map(String::from).into();
+    if let Some(initrd) = m.initrd {
+        argv.extend(["-initrd".into(), initrd.to_string()]);
+    }
+    argv.push("-nographic".into());
     argv.extend(["-append".into(), append.join(" "), "-no-reboot".into()]);
     if m.kvm {
         argv.push("-enable-kvm".into());
@@ -107,7 +110,7 @@ pub fn qemu_argv(m: &Machine) -> Vec<String> {
 /// the caller's, which can so override them.
 pub fn boot_argv(
     kernel: &Kernel,
-    initrd: &Utf8Path,
+    initrd: Option<&Utf8Path>,
     kvm: bool,
     append: &[String],
     qemu_args: &[String],
@@ -213,7 +216,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     }
     append.extend(opts.append.iter().cloned());
     qemu_args.extend(opts.qemu_args());
-    let argv = boot_argv(&kernel, &initrd, opts.kvm, &append, &qemu_args);
+    let argv = boot_argv(&kernel, Some(&initrd), opts.kvm, &append, &qemu_args);
     eprintln!("$ {}", crate::runner::display(&argv));
     if opts.command.is_empty() {
         eprintln!("(the terminal is the guest's serial console: Ctrl-a x quits qemu)");
@@ -305,7 +308,7 @@ mod tests {
         qemu_argv(&Machine {
             arch: crate::arch::parse(arch).unwrap(),
             kernel: "/b/bzImage".into(),
-            initrd: "/b/i.cpio.gz".into(),
+            initrd: Some("/b/i.cpio.gz".into()),
             kvm,
             append: &append,
             qemu_args: &extra,
@@ -358,7 +361,8 @@ mod tests {
             virtio: crate::arch::Virtio::Mmio,
             modules: None,
         };
-        let argv = boot_argv(&kernel, "/i.cpio".into(), false, &["loglevel=8".into()], &["-m".into(), "64M".into()]);
+        let argv =
+            boot_argv(&kernel, Some("/i.cpio".into()), false, &["loglevel=8".into()], &["-m".into(), "64M".into()]);
         assert_eq!(argv[2], "/o/vmlinux", "boots the image the config names");
         assert!(argv.contains(&"console=ttyS0 panic=-1 quiet loglevel=8".to_owned()), "{argv:?}");
         assert_eq!(argv[argv.len() - 4..], ["-M", "microvm", "-m", "64M"]);

@@ -78,6 +78,21 @@ impl Drop for Guest {
     }
 }
 
+/// Console bytes [`Guest::run_to_end`] keeps.
+pub const MAX_KEPT: usize = 64 << 20;
+
+/// What a run to the end printed, and how it ended.
+#[derive(Debug)]
+pub struct Ended {
+    pub lines: Vec<String>,
+    /// The time limit ended it (qemu killed).
+    pub timed_out: bool,
+    /// Host wall time from starting qemu to its end.
+    pub host_s: f64,
+    /// Lines past [`MAX_KEPT`], not kept.
+    pub dropped: usize,
+}
+
 /// Timing of one headless boot.
 #[derive(Clone, Copy, Debug)]
 pub struct BootTimes {
@@ -91,23 +106,8 @@ impl Guest {
     /// Starts qemu and waits for the shell prompt after init's "Boot took" line; `timeout`
     /// bounds the boot and any later `run`.
     pub fn boot(argv: &[String], timeout: Option<Duration>) -> Result<(Guest, BootTimes)> {
-        let start = Instant::now();
-        let (mut child, rx) = spawn(argv, true)?;
-        let stdin = child.stdin.take().unwrap();
-        let mut guest = Guest {
-            child,
-            stdin,
-            rx,
-            kvm: is_kvm(argv),
-            start,
-            timeout,
-            token: new_token(),
-            partial: Vec::new(),
-            scanned: 0,
-            log: Vec::new(),
-            logging: true,
-            recent: VecDeque::new(),
-        };
+        let mut guest = Guest::start(argv, timeout)?;
+        let start = guest.start;
         let mut guest_s = None;
         loop {
             for line in guest.read("boot")? {
@@ -121,6 +121,72 @@ impl Guest {
                 return Ok((guest, BootTimes { guest_s, host_s: start.elapsed().as_secs_f64() }));
             }
         }
+    }
+
+    fn start(argv: &[String], timeout: Option<Duration>) -> Result<Guest> {
+        let start = Instant::now();
+        let (mut child, rx) = spawn(argv, true)?;
+        let stdin = child.stdin.take().unwrap();
+        Ok(Guest {
+            child,
+            stdin,
+            rx,
+            kvm: is_kvm(argv),
+            start,
+            timeout,
+            token: new_token(),
+            partial: Vec::new(),
+            scanned: 0,
+            log: Vec::new(),
+            logging: true,
+            recent: VecDeque::new(),
+        })
+    }
+
+    /// Starts qemu and reads its console until qemu exits (the guest shut down or rebooted under
+    /// `-no-reboot`) or `timeout` passes (qemu is then killed): for a kernel that runs its tests
+    /// and ends by itself. `each` sees every console line as it comes. At most [`MAX_KEPT`]
+    /// bytes of lines are kept; later ones are only counted.
+    pub fn run_to_end(argv: &[String], timeout: Option<Duration>, mut each: impl FnMut(&str)) -> Result<Ended> {
+        let mut guest = Guest::start(argv, timeout)?;
+        let deadline = timeout.map(|t| guest.start + t);
+        let mut ended = Ended { lines: Vec::new(), timed_out: false, host_s: 0.0, dropped: 0 };
+        let mut kept = 0;
+        loop {
+            let event = match deadline {
+                Some(d) => guest.rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+                None => guest.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let chunk = match event {
+                Ok(Event::Console(chunk)) => chunk,
+                Ok(Event::Qemu(line)) if is_qemu_error(&line) => {
+                    bail!("{}", failure(&causes(line, &guest.rx), guest.kvm))
+                }
+                Ok(Event::Qemu(_)) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    ended.timed_out = true;
+                    break;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    guest.child.wait().context("waiting for qemu")?;
+                    break;
+                }
+            };
+            guest.partial.extend(chunk);
+            for t in split(&mut guest.partial, &mut guest.scanned) {
+                each(&t.text);
+                kept += t.text.len();
+                match kept <= MAX_KEPT {
+                    true => ended.lines.push(t.text),
+                    false => ended.dropped += 1,
+                }
+            }
+        }
+        if !guest.partial.is_empty() {
+            ended.lines.push(String::from_utf8_lossy(&guest.partial).into_owned());
+        }
+        ended.host_s = guest.start.elapsed().as_secs_f64();
+        Ok(ended)
     }
 
     /// Waits for more output; returns the console text it completed. qemu's stderr lines go to
