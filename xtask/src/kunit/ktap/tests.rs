@@ -128,3 +128,28 @@ fn every_cut_of_a_log_parses() {
         }
     }
 }
+
+/// What `cargo xtask kunit` printed on x86_64 (fast-kunit, 6.1, lib/kunit/.kunitconfig): the boot
+/// log, KUnit's own suites and the example suite; kunit.py found the same 24 tests.
+const CAPTURED: &str = include_str!("../testdata/kunit-6.1-x86_64.log");
+
+#[test]
+fn a_captured_run_gives_kunit_pys_counts() {
+    let r = parse(CAPTURED, End::Finished);
+    assert_eq!((r.plan, r.suites.len()), (Some(7), 7));
+    let c = r.counts();
+    assert_eq!((c.total(), c.passed, c.skipped, c.failed, c.crashed), (24, 22, 2, 0, 0));
+    let example = r.suites.iter().find(|s| s.name == "example").unwrap();
+    assert_eq!(example.status, Status::Passed);
+    let skip = example.subtests.iter().find(|t| t.name == "example_skip_test").unwrap();
+    assert_eq!((skip.status, skip.directive.as_deref()), (Status::Skipped, Some("SKIP this test should be skipped")));
+    assert_eq!(skip.diagnostics[0], "example_skip_test: initializing");
+    // Lines a test logs without `#` are its own too.
+    let log = r.suites.iter().find(|s| s.name == "kunit-log-test").unwrap();
+    assert_eq!(log.subtests[0].diagnostics[..2], ["put this in log.", "this too."]);
+    // Cut after the third suite's plan: that suite's running test crashed, the rest is missing.
+    let cut = CAPTURED.find("# Subtest: kunit-resource-test").unwrap() + 40;
+    let r = parse(&CAPTURED[..cut], End::Finished);
+    assert_eq!(names(&r.suites[2..]), [("kunit-resource-test", Status::Crashed)]);
+    assert_eq!(r.counts().crashed, 1);
+}
