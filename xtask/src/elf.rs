@@ -1,9 +1,16 @@
 //! The ELF header fields we check (what machine a binary runs on, and whether it is static),
-//! and a kernel's function symbols (for the boot profiler).
+//! and a kernel's function symbols (for the boot profiler), of 32- and 64-bit files in either
+//! byte order.
+
+mod reader;
+mod symbols;
+
+pub use symbols::{Symbol, code_symbols, symbol_at};
 
 use crate::arch::{ARCHES, Arch};
 use anyhow::{Result, bail};
 use camino::Utf8Path;
+use reader::{E_MACHINE, P_TYPE, Reader};
 
 /// What we check of an executable.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,84 +23,19 @@ pub struct Elf {
 }
 
 impl Elf {
-    /// Reads a 64-bit little-endian ELF header and its program headers (every arch we build).
-    pub fn parse(elf: &[u8]) -> Result<Elf> {
-        let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-        let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-        let u64_at = |o: usize| elf.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
-        // ELFCLASS64, ELFDATA2LSB.
-        if elf.get(..6) != Some(b"\x7fELF\x02\x01") {
-            bail!("no 64-bit little-endian ELF header");
-        }
-        let truncated = || anyhow::anyhow!("truncated ELF header");
-        let phoff = u64_at(0x20).ok_or_else(truncated)? as usize;
-        let phentsize = u16_at(0x36).ok_or_else(truncated)? as usize;
-        let phnum = u16_at(0x38).ok_or_else(truncated)? as usize;
-        let machine = u16_at(0x12).ok_or_else(truncated)?;
+    /// Reads the ELF header and its program headers.
+    pub fn parse(bytes: &[u8]) -> Result<Elf> {
+        let elf = Reader::new(bytes)?;
+        let l = elf.layout;
+        let machine = elf.u16(E_MACHINE)?;
+        let (phoff, phentsize, phnum) = (elf.word(l.e_phoff)?, elf.u16(l.e_phentsize)?, elf.u16(l.e_phnum)?);
         let mut interpreter = false;
-        for i in 0..phnum {
+        for i in 0..phnum.into() {
             const PT_INTERP: u32 = 3;
-            interpreter |= u32_at(phoff + i * phentsize).ok_or_else(truncated)? == PT_INTERP;
+            interpreter |= elf.u32(elf.entry(phoff, i, phentsize.into())? + P_TYPE)? == PT_INTERP;
         }
         Ok(Elf { machine, interpreter })
     }
-}
-
-/// A function (or assembly entry point) of the symbol table: where it starts, and its name.
-#[derive(Debug, PartialEq, Eq, Clone)]
-pub struct Symbol {
-    pub addr: u64,
-    pub name: String,
-}
-
-/// The code symbols of a 64-bit little-endian ELF file (STT_FUNC, and the STT_NOTYPE labels
-/// assembly entry points have), sorted by address; at one address, a function wins.
-pub fn code_symbols(elf: &[u8]) -> Result<Vec<Symbol>> {
-    Elf::parse(elf)?;
-    let truncated = || anyhow::anyhow!("truncated ELF file");
-    let bytes = |o: usize, n: usize| elf.get(o..o + n).ok_or_else(truncated);
-    let u16_at = |o: usize| bytes(o, 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| bytes(o, 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-    let u64_at = |o: usize| bytes(o, 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
-    let (shoff, shentsize, shnum) = (u64_at(0x28)? as usize, u16_at(0x3a)? as usize, u16_at(0x3c)? as usize);
-    // Section header i: (type, offset, size, link).
-    let section = |i: usize| -> Result<(u32, usize, usize, usize)> {
-        let h = shoff + i * shentsize;
-        Ok((u32_at(h + 4)?, u64_at(h + 0x18)? as usize, u64_at(h + 0x20)? as usize, u32_at(h + 0x28)? as usize))
-    };
-    const SHT_SYMTAB: u32 = 2;
-    let symtab = (0..shnum).map(section).find(|s| !matches!(s, Ok((t, ..)) if *t != SHT_SYMTAB));
-    let Some(symtab) = symtab else { bail!("no symbol table (a stripped file?)") };
-    let (_, offset, size, link) = symtab?;
-    let (_, stroff, strsize, _) = section(link)?;
-    let strings = bytes(stroff, strsize)?;
-    let mut symbols = Vec::new();
-    // Elf64_Sym: st_name u32, st_info u8, st_other u8, st_shndx u16, st_value u64, st_size u64.
-    for sym in bytes(offset, size)?.chunks_exact(24) {
-        let (kind, shndx) = (sym[4] & 0xf, u16::from_le_bytes([sym[6], sym[7]]));
-        const STT_NOTYPE: u8 = 0;
-        const STT_FUNC: u8 = 2;
-        let value = u64::from_le_bytes(sym[8..16].try_into().unwrap());
-        // Undefined (0), absolute and the other special sections (0xff00 and up) hold no code.
-        if !(kind == STT_FUNC || kind == STT_NOTYPE) || shndx == 0 || shndx >= 0xff00 || value == 0 {
-            continue;
-        }
-        let start = u32::from_le_bytes(sym[..4].try_into().unwrap()) as usize;
-        let name = strings.get(start..).and_then(|s| s.split(|&b| b == 0).next()).unwrap_or_default();
-        // Local labels and mapping symbols ($x, $d on arm64) name no function.
-        if name.is_empty() || name.starts_with(b".L") || name.starts_with(b"$") {
-            continue;
-        }
-        symbols.push((value, kind != STT_FUNC, String::from_utf8_lossy(name).into_owned()));
-    }
-    symbols.sort();
-    symbols.dedup_by_key(|s| s.0);
-    Ok(symbols.into_iter().map(|(addr, _, name)| Symbol { addr, name }).collect())
-}
-
-/// The symbol `addr` falls in: the last one that starts at or below it.
-pub fn symbol_at(symbols: &[Symbol], addr: u64) -> Option<&Symbol> {
-    symbols.partition_point(|s| s.addr <= addr).checked_sub(1).map(|i| &symbols[i])
 }
 
 /// Whether the file starts as every ELF file does.
