@@ -60,23 +60,16 @@ pub fn check(path: &Utf8Path, bytes: &[u8], arch: &Arch) -> Result<Elf> {
 }
 
 #[cfg(test)]
+mod image;
+
+#[cfg(test)]
 mod tests {
+    use super::image::{FORMS, Form, LE64, image};
     use super::*;
 
-    /// A minimal x86-64 ELF64 header followed by program headers of the given types.
+    /// An x86-64 ELF64 little-endian executable with program headers of the given types.
     fn elf(types: &[u32]) -> Vec<u8> {
-        let mut b = vec![0u8; 64];
-        b[..6].copy_from_slice(b"\x7fELF\x02\x01");
-        b[0x12..0x14].copy_from_slice(&62u16.to_le_bytes());
-        b[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
-        b[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
-        b[0x38..0x3a].copy_from_slice(&(types.len() as u16).to_le_bytes());
-        for t in types {
-            let mut ph = vec![0u8; 56];
-            ph[..4].copy_from_slice(&t.to_le_bytes());
-            b.extend(ph);
-        }
-        b
+        image(LE64, 62, types, &[])
     }
 
     #[test]
@@ -93,9 +86,19 @@ mod tests {
     #[test]
     fn reads_the_machine_of_every_arch() {
         for arch in crate::arch::ARCHES {
-            let mut b = elf(&[1]);
-            b[0x12..0x14].copy_from_slice(&arch.elf_machine.to_le_bytes());
+            let b = image(LE64, arch.elf_machine, &[1], &[]);
             assert_eq!(Elf::parse(&b).unwrap(), Elf { machine: arch.elf_machine, interpreter: false }, "{}", arch.name);
+        }
+    }
+
+    #[test]
+    fn reads_the_machine_and_interpreter_in_every_class_and_byte_order() {
+        for form in FORMS {
+            // EM_AARCH64, 0x00b7: in the wrong byte order it is 0xb700.
+            let dynamic = image(form, 183, &[6, 3, 1, 2], &[]);
+            assert_eq!(Elf::parse(&dynamic).unwrap(), Elf { machine: 183, interpreter: true }, "{form:?}");
+            let static_pie = image(form, 183, &[6, 1, 2], &[("_start", 2, 1, 0x1000)]);
+            assert_eq!(Elf::parse(&static_pie).unwrap(), Elf { machine: 183, interpreter: false }, "{form:?}");
         }
     }
 
@@ -106,73 +109,27 @@ mod tests {
         assert!(is_elf(&b) && check("bin/busybox".into(), &b, x86).is_ok());
         let err = check("bin/busybox".into(), &b, arm64).unwrap_err().to_string();
         assert_eq!(err, "bin/busybox is a binary for x86_64, not arm64");
+        // EM_386 in a 32-bit file, EM_SPARCV9 in a big-endian one: machines we do not build for.
+        let i386 = image(Form { bits: 32, big_endian: false }, 3, &[1], &[]);
+        let err = check("bin/busybox".into(), &i386, x86).unwrap_err().to_string();
+        assert_eq!(err, "bin/busybox is a binary for ELF machine 3, not x86_64");
+        let sparc64 = image(Form { bits: 64, big_endian: true }, 43, &[1], &[]);
+        let err = check("bin/busybox".into(), &sparc64, arm64).unwrap_err().to_string();
+        assert_eq!(err, "bin/busybox is a binary for ELF machine 43, not arm64");
         let err = check("init".into(), b"#!/bin/sh\n", arm64).unwrap_err().to_string();
-        assert!(err.starts_with("init is not a binary for arm64"), "{err}");
-    }
-
-    /// `elf(&[])` with a symbol table of (name, STT type, section, value) and its string table.
-    fn with_symbols(symbols: &[(&str, u8, u16, u64)]) -> Vec<u8> {
-        let mut b = elf(&[]);
-        let mut strings = vec![0u8];
-        let mut table = vec![0u8; 24]; // symbol 0 is null
-        for (name, kind, section, value) in symbols {
-            let mut sym = vec![0u8; 24];
-            sym[..4].copy_from_slice(&(strings.len() as u32).to_le_bytes());
-            sym[4] = *kind;
-            sym[6..8].copy_from_slice(&section.to_le_bytes());
-            sym[8..16].copy_from_slice(&value.to_le_bytes());
-            table.extend(sym);
-            strings.extend(name.bytes().chain([0]));
-        }
-        let (symoff, stroff) = (b.len(), b.len() + table.len());
-        b.extend(&table);
-        b.extend(&strings);
-        let shoff = b.len();
-        // Sections: null, .symtab (linked to 2), .strtab.
-        for (kind, offset, size, link) in
-            [(0u32, 0, 0, 0u32), (2, symoff, table.len(), 2), (3, stroff, strings.len(), 0)]
-        {
-            let mut sh = vec![0u8; 64];
-            sh[4..8].copy_from_slice(&kind.to_le_bytes());
-            sh[0x18..0x20].copy_from_slice(&(offset as u64).to_le_bytes());
-            sh[0x20..0x28].copy_from_slice(&(size as u64).to_le_bytes());
-            sh[0x28..0x2c].copy_from_slice(&link.to_le_bytes());
-            b.extend(sh);
-        }
-        b[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
-        b[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
-        b[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
-        b
-    }
-
-    #[test]
-    fn code_symbols_are_sorted_and_an_address_maps_to_its_function() {
-        let b = with_symbols(&[
-            ("memset", 2, 1, 0x3000),
-            ("start_kernel", 2, 1, 0x1000),
-            ("$x", 0, 1, 0x1000),
-            ("secondary_startup_64", 0, 1, 0x100),
-            ("jiffies", 1, 2, 0x2000), // STT_OBJECT: data, not code
-            ("start_kernel_label", 0, 1, 0x1000),
-            ("L4_START_KERNEL", 0, 0xfff1, 0x10), // SHN_ABS: a number, not code
-            ("printk", 2, 0, 0x4000),             // undefined
-        ]);
-        let symbols = code_symbols(&b).unwrap();
-        let names: Vec<&str> = symbols.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["secondary_startup_64", "start_kernel", "memset"]);
-        let at = |a| symbol_at(&symbols, a).map(|s| s.name.as_str());
-        assert_eq!(
-            (at(0x1000), at(0x2fff), at(0x3004), at(0x50)),
-            (Some("start_kernel"), Some("start_kernel"), Some("memset"), None)
-        );
-        assert!(code_symbols(&elf(&[1])).unwrap_err().to_string().contains("no symbol table"));
+        assert_eq!(err, "init is not a binary for arm64: not an ELF file");
     }
 
     #[test]
     fn rejects_non_elf_and_truncated_files() {
-        assert!(Elf::parse(b"#!/bin/sh\n").is_err());
+        let err = |b: &[u8]| Elf::parse(b).unwrap_err().to_string();
+        assert_eq!(err(b"#!/bin/sh\n"), "not an ELF file");
+        assert_eq!(err(b"\x7fELF"), "truncated ELF header");
+        assert_eq!(err(b"\x7fELF\x03\x01"), "unknown ELF class 3 (neither 32- nor 64-bit)");
+        assert_eq!(err(b"\x7fELF\x01\x00"), "unknown ELF byte order 0 (neither little- nor big-endian)");
+        assert_eq!(err(&elf(&[1])[..63]), "truncated ELF header");
         let mut cut = elf(&[1, 3]);
         cut.truncate(64 + 56 + 2);
-        assert!(Elf::parse(&cut).is_err());
+        assert_eq!(err(&cut), "truncated ELF file: it ends at 0x7a, before the 56 bytes at 0x78");
     }
 }

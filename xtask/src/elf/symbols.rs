@@ -59,3 +59,49 @@ pub fn code_symbols(bytes: &[u8]) -> Result<Vec<Symbol>> {
 pub fn symbol_at(symbols: &[Symbol], addr: u64) -> Option<&Symbol> {
     symbols.partition_point(|s| s.addr <= addr).checked_sub(1).map(|i| &symbols[i])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::image::{FORMS, LE64, Sym, image};
+    use super::*;
+
+    #[test]
+    fn code_symbols_are_sorted_and_an_address_maps_to_its_function() {
+        let symbols: &[Sym] = &[
+            ("memset", 2, 1, 0x3000),
+            ("start_kernel", 2, 1, 0x1000),
+            ("$x", 0, 1, 0x1000),
+            ("secondary_startup_64", 0, 1, 0x100),
+            ("jiffies", 1, 2, 0x2000), // STT_OBJECT: data, not code
+            ("start_kernel_label", 0, 1, 0x1000),
+            ("L4_START_KERNEL", 0, 0xfff1, 0x10), // SHN_ABS: a number, not code
+            ("printk", 2, 0, 0x4000),             // undefined
+        ];
+        for form in FORMS {
+            let symbols = code_symbols(&image(form, 62, &[], symbols)).unwrap();
+            let names: Vec<&str> = symbols.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["secondary_startup_64", "start_kernel", "memset"], "{form:?}");
+            let at = |a| symbol_at(&symbols, a).map(|s| s.name.as_str());
+            assert_eq!(
+                (at(0x1000), at(0x2fff), at(0x3004), at(0x50)),
+                (Some("start_kernel"), Some("start_kernel"), Some("memset"), None),
+                "{form:?}"
+            );
+        }
+        let err = code_symbols(&image(LE64, 62, &[1], &[])).unwrap_err().to_string();
+        assert_eq!(err, "no symbol table (a stripped file?)");
+    }
+
+    #[test]
+    fn a_kernel_address_fills_the_word() {
+        for form in FORMS {
+            let high = if form.bits == 32 { 0xc000_8000 } else { 0xffff_ffff_8100_0000 };
+            let b = image(form, 62, &[], &[("_text", 0, 1, high), ("start_kernel", 2, 1, high + 0x40)]);
+            let expected = [
+                Symbol { addr: high, name: "_text".into() },
+                Symbol { addr: high + 0x40, name: "start_kernel".into() },
+            ];
+            assert_eq!(code_symbols(&b).unwrap(), expected, "{form:?}");
+        }
+    }
+}
