@@ -132,4 +132,43 @@ mod tests {
         cut.truncate(64 + 56 + 2);
         assert_eq!(err(&cut), "truncated ELF file: it ends at 0x7a, before the 56 bytes at 0x78");
     }
+
+    /// An image of every kind of table we read, and where its program headers end.
+    fn full(form: Form) -> (Vec<u8>, usize) {
+        let b = image(form, 183, &[6, 3, 1], &[("start_kernel", 2, 1, 0x1000), ("memset", 2, 1, 0x3000)]);
+        (b, if form.bits == 64 { 64 + 3 * 56 } else { 52 + 3 * 32 })
+    }
+
+    #[test]
+    fn a_cut_file_is_an_error_never_a_panic() {
+        for form in FORMS {
+            let (b, program_headers_end) = full(form);
+            assert!(code_symbols(&b).is_ok(), "{form:?}");
+            for n in 0..b.len() {
+                let cut = &b[..n];
+                assert_eq!(Elf::parse(cut).is_ok(), n >= program_headers_end, "{form:?} cut at {n}");
+                // The section headers come last: every cut loses some of them.
+                assert!(code_symbols(cut).is_err(), "{form:?} cut at {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_in_any_field_is_never_a_panic() {
+        for form in FORMS {
+            let (b, _) = full(form);
+            for i in 0..b.len() {
+                for garbage in [0, 0x80, 0xff] {
+                    let mut g = b.clone();
+                    g[i] = garbage;
+                    let (_, _) = (Elf::parse(&g), code_symbols(&g));
+                }
+            }
+            // Every header field after e_version (offsets, sizes, counts) at its largest.
+            let mut g = b.clone();
+            g[0x18..(if form.bits == 64 { 64 } else { 52 })].fill(0xff);
+            assert!(Elf::parse(&g).unwrap_err().to_string().starts_with("truncated ELF file"), "{form:?}");
+            assert!(code_symbols(&g).unwrap_err().to_string().starts_with("truncated ELF file"), "{form:?}");
+        }
+    }
 }
