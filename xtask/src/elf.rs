@@ -1,9 +1,16 @@
 //! The ELF header fields we check (what machine a binary runs on, and whether it is static),
-//! and a kernel's function symbols (for the boot profiler).
+//! and a kernel's function symbols (for the boot profiler), of 32- and 64-bit files in either
+//! byte order.
+
+mod reader;
+mod symbols;
+
+pub use symbols::{Symbol, code_symbols, symbol_at};
 
 use crate::arch::{ARCHES, Arch};
 use anyhow::{Result, bail};
 use camino::Utf8Path;
+use reader::{E_MACHINE, P_TYPE, Reader};
 
 /// What we check of an executable.
 #[derive(Debug, PartialEq, Eq)]
@@ -16,84 +23,19 @@ pub struct Elf {
 }
 
 impl Elf {
-    /// Reads a 64-bit little-endian ELF header and its program headers (every arch we build).
-    pub fn parse(elf: &[u8]) -> Result<Elf> {
-        let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-        let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-        let u64_at = |o: usize| elf.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
-        // ELFCLASS64, ELFDATA2LSB.
-        if elf.get(..6) != Some(b"\x7fELF\x02\x01") {
-            bail!("no 64-bit little-endian ELF header");
-        }
-        let truncated = || anyhow::anyhow!("truncated ELF header");
-        let phoff = u64_at(0x20).ok_or_else(truncated)? as usize;
-        let phentsize = u16_at(0x36).ok_or_else(truncated)? as usize;
-        let phnum = u16_at(0x38).ok_or_else(truncated)? as usize;
-        let machine = u16_at(0x12).ok_or_else(truncated)?;
+    /// Reads the ELF header and its program headers.
+    pub fn parse(bytes: &[u8]) -> Result<Elf> {
+        let elf = Reader::new(bytes)?;
+        let l = elf.layout;
+        let machine = elf.u16(E_MACHINE)?;
+        let (phoff, phentsize, phnum) = (elf.word(l.e_phoff)?, elf.u16(l.e_phentsize)?, elf.u16(l.e_phnum)?);
         let mut interpreter = false;
-        for i in 0..phnum {
+        for i in 0..phnum.into() {
             const PT_INTERP: u32 = 3;
-            interpreter |= u32_at(phoff + i * phentsize).ok_or_else(truncated)? == PT_INTERP;
+            interpreter |= elf.u32(elf.entry(phoff, i, phentsize.into())? + P_TYPE)? == PT_INTERP;
         }
         Ok(Elf { machine, interpreter })
     }
-}
-
-/// A function (or assembly entry point) of the symbol table: where it starts, and its name.
-#[derive(Debug, PartialEq, Eq, Clone)]
-pub struct Symbol {
-    pub addr: u64,
-    pub name: String,
-}
-
-/// The code symbols of a 64-bit little-endian ELF file (STT_FUNC, and the STT_NOTYPE labels
-/// assembly entry points have), sorted by address; at one address, a function wins.
-pub fn code_symbols(elf: &[u8]) -> Result<Vec<Symbol>> {
-    Elf::parse(elf)?;
-    let truncated = || anyhow::anyhow!("truncated ELF file");
-    let bytes = |o: usize, n: usize| elf.get(o..o + n).ok_or_else(truncated);
-    let u16_at = |o: usize| bytes(o, 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| bytes(o, 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-    let u64_at = |o: usize| bytes(o, 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
-    let (shoff, shentsize, shnum) = (u64_at(0x28)? as usize, u16_at(0x3a)? as usize, u16_at(0x3c)? as usize);
-    // Section header i: (type, offset, size, link).
-    let section = |i: usize| -> Result<(u32, usize, usize, usize)> {
-        let h = shoff + i * shentsize;
-        Ok((u32_at(h + 4)?, u64_at(h + 0x18)? as usize, u64_at(h + 0x20)? as usize, u32_at(h + 0x28)? as usize))
-    };
-    const SHT_SYMTAB: u32 = 2;
-    let symtab = (0..shnum).map(section).find(|s| !matches!(s, Ok((t, ..)) if *t != SHT_SYMTAB));
-    let Some(symtab) = symtab else { bail!("no symbol table (a stripped file?)") };
-    let (_, offset, size, link) = symtab?;
-    let (_, stroff, strsize, _) = section(link)?;
-    let strings = bytes(stroff, strsize)?;
-    let mut symbols = Vec::new();
-    // Elf64_Sym: st_name u32, st_info u8, st_other u8, st_shndx u16, st_value u64, st_size u64.
-    for sym in bytes(offset, size)?.chunks_exact(24) {
-        let (kind, shndx) = (sym[4] & 0xf, u16::from_le_bytes([sym[6], sym[7]]));
-        const STT_NOTYPE: u8 = 0;
-        const STT_FUNC: u8 = 2;
-        let value = u64::from_le_bytes(sym[8..16].try_into().unwrap());
-        // Undefined (0), absolute and the other special sections (0xff00 and up) hold no code.
-        if !(kind == STT_FUNC || kind == STT_NOTYPE) || shndx == 0 || shndx >= 0xff00 || value == 0 {
-            continue;
-        }
-        let start = u32::from_le_bytes(sym[..4].try_into().unwrap()) as usize;
-        let name = strings.get(start..).and_then(|s| s.split(|&b| b == 0).next()).unwrap_or_default();
-        // Local labels and mapping symbols ($x, $d on arm64) name no function.
-        if name.is_empty() || name.starts_with(b".L") || name.starts_with(b"$") {
-            continue;
-        }
-        symbols.push((value, kind != STT_FUNC, String::from_utf8_lossy(name).into_owned()));
-    }
-    symbols.sort();
-    symbols.dedup_by_key(|s| s.0);
-    Ok(symbols.into_iter().map(|(addr, _, name)| Symbol { addr, name }).collect())
-}
-
-/// The symbol `addr` falls in: the last one that starts at or below it.
-pub fn symbol_at(symbols: &[Symbol], addr: u64) -> Option<&Symbol> {
-    symbols.partition_point(|s| s.addr <= addr).checked_sub(1).map(|i| &symbols[i])
 }
 
 /// Whether the file starts as every ELF file does.
@@ -118,23 +60,16 @@ pub fn check(path: &Utf8Path, bytes: &[u8], arch: &Arch) -> Result<Elf> {
 }
 
 #[cfg(test)]
+mod image;
+
+#[cfg(test)]
 mod tests {
+    use super::image::{FORMS, Form, LE64, image};
     use super::*;
 
-    /// A minimal x86-64 ELF64 header followed by program headers of the given types.
+    /// An x86-64 ELF64 little-endian executable with program headers of the given types.
     fn elf(types: &[u32]) -> Vec<u8> {
-        let mut b = vec![0u8; 64];
-        b[..6].copy_from_slice(b"\x7fELF\x02\x01");
-        b[0x12..0x14].copy_from_slice(&62u16.to_le_bytes());
-        b[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
-        b[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
-        b[0x38..0x3a].copy_from_slice(&(types.len() as u16).to_le_bytes());
-        for t in types {
-            let mut ph = vec![0u8; 56];
-            ph[..4].copy_from_slice(&t.to_le_bytes());
-            b.extend(ph);
-        }
-        b
+        image(LE64, 62, types, &[])
     }
 
     #[test]
@@ -151,9 +86,19 @@ mod tests {
     #[test]
     fn reads_the_machine_of_every_arch() {
         for arch in crate::arch::ARCHES {
-            let mut b = elf(&[1]);
-            b[0x12..0x14].copy_from_slice(&arch.elf_machine.to_le_bytes());
+            let b = image(LE64, arch.elf_machine, &[1], &[]);
             assert_eq!(Elf::parse(&b).unwrap(), Elf { machine: arch.elf_machine, interpreter: false }, "{}", arch.name);
+        }
+    }
+
+    #[test]
+    fn reads_the_machine_and_interpreter_in_every_class_and_byte_order() {
+        for form in FORMS {
+            // EM_AARCH64, 0x00b7: in the wrong byte order it is 0xb700.
+            let dynamic = image(form, 183, &[6, 3, 1, 2], &[]);
+            assert_eq!(Elf::parse(&dynamic).unwrap(), Elf { machine: 183, interpreter: true }, "{form:?}");
+            let static_pie = image(form, 183, &[6, 1, 2], &[("_start", 2, 1, 0x1000)]);
+            assert_eq!(Elf::parse(&static_pie).unwrap(), Elf { machine: 183, interpreter: false }, "{form:?}");
         }
     }
 
@@ -164,73 +109,66 @@ mod tests {
         assert!(is_elf(&b) && check("bin/busybox".into(), &b, x86).is_ok());
         let err = check("bin/busybox".into(), &b, arm64).unwrap_err().to_string();
         assert_eq!(err, "bin/busybox is a binary for x86_64, not arm64");
+        // EM_386 in a 32-bit file, EM_SPARCV9 in a big-endian one: machines we do not build for.
+        let i386 = image(Form { bits: 32, big_endian: false }, 3, &[1], &[]);
+        let err = check("bin/busybox".into(), &i386, x86).unwrap_err().to_string();
+        assert_eq!(err, "bin/busybox is a binary for ELF machine 3, not x86_64");
+        let sparc64 = image(Form { bits: 64, big_endian: true }, 43, &[1], &[]);
+        let err = check("bin/busybox".into(), &sparc64, arm64).unwrap_err().to_string();
+        assert_eq!(err, "bin/busybox is a binary for ELF machine 43, not arm64");
         let err = check("init".into(), b"#!/bin/sh\n", arm64).unwrap_err().to_string();
-        assert!(err.starts_with("init is not a binary for arm64"), "{err}");
-    }
-
-    /// `elf(&[])` with a symbol table of (name, STT type, section, value) and its string table.
-    fn with_symbols(symbols: &[(&str, u8, u16, u64)]) -> Vec<u8> {
-        let mut b = elf(&[]);
-        let mut strings = vec![0u8];
-        let mut table = vec![0u8; 24]; // symbol 0 is null
-        for (name, kind, section, value) in symbols {
-            let mut sym = vec![0u8; 24];
-            sym[..4].copy_from_slice(&(strings.len() as u32).to_le_bytes());
-            sym[4] = *kind;
-            sym[6..8].copy_from_slice(&section.to_le_bytes());
-            sym[8..16].copy_from_slice(&value.to_le_bytes());
-            table.extend(sym);
-            strings.extend(name.bytes().chain([0]));
-        }
-        let (symoff, stroff) = (b.len(), b.len() + table.len());
-        b.extend(&table);
-        b.extend(&strings);
-        let shoff = b.len();
-        // Sections: null, .symtab (linked to 2), .strtab.
-        for (kind, offset, size, link) in
-            [(0u32, 0, 0, 0u32), (2, symoff, table.len(), 2), (3, stroff, strings.len(), 0)]
-        {
-            let mut sh = vec![0u8; 64];
-            sh[4..8].copy_from_slice(&kind.to_le_bytes());
-            sh[0x18..0x20].copy_from_slice(&(offset as u64).to_le_bytes());
-            sh[0x20..0x28].copy_from_slice(&(size as u64).to_le_bytes());
-            sh[0x28..0x2c].copy_from_slice(&link.to_le_bytes());
-            b.extend(sh);
-        }
-        b[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
-        b[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
-        b[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
-        b
-    }
-
-    #[test]
-    fn code_symbols_are_sorted_and_an_address_maps_to_its_function() {
-        let b = with_symbols(&[
-            ("memset", 2, 1, 0x3000),
-            ("start_kernel", 2, 1, 0x1000),
-            ("$x", 0, 1, 0x1000),
-            ("secondary_startup_64", 0, 1, 0x100),
-            ("jiffies", 1, 2, 0x2000), // STT_OBJECT: data, not code
-            ("start_kernel_label", 0, 1, 0x1000),
-            ("L4_START_KERNEL", 0, 0xfff1, 0x10), // SHN_ABS: a number, not code
-            ("printk", 2, 0, 0x4000),             // undefined
-        ]);
-        let symbols = code_symbols(&b).unwrap();
-        let names: Vec<&str> = symbols.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["secondary_startup_64", "start_kernel", "memset"]);
-        let at = |a| symbol_at(&symbols, a).map(|s| s.name.as_str());
-        assert_eq!(
-            (at(0x1000), at(0x2fff), at(0x3004), at(0x50)),
-            (Some("start_kernel"), Some("start_kernel"), Some("memset"), None)
-        );
-        assert!(code_symbols(&elf(&[1])).unwrap_err().to_string().contains("no symbol table"));
+        assert_eq!(err, "init is not a binary for arm64: not an ELF file");
     }
 
     #[test]
     fn rejects_non_elf_and_truncated_files() {
-        assert!(Elf::parse(b"#!/bin/sh\n").is_err());
+        let err = |b: &[u8]| Elf::parse(b).unwrap_err().to_string();
+        assert_eq!(err(b"#!/bin/sh\n"), "not an ELF file");
+        assert_eq!(err(b"\x7fELF"), "truncated ELF header");
+        assert_eq!(err(b"\x7fELF\x03\x01"), "unknown ELF class 3 (neither 32- nor 64-bit)");
+        assert_eq!(err(b"\x7fELF\x01\x00"), "unknown ELF byte order 0 (neither little- nor big-endian)");
+        assert_eq!(err(&elf(&[1])[..63]), "truncated ELF header");
         let mut cut = elf(&[1, 3]);
         cut.truncate(64 + 56 + 2);
-        assert!(Elf::parse(&cut).is_err());
+        assert_eq!(err(&cut), "truncated ELF file: it ends at 0x7a, before the 56 bytes at 0x78");
+    }
+
+    /// An image of every kind of table we read, and where its program headers end.
+    fn full(form: Form) -> (Vec<u8>, usize) {
+        let b = image(form, 183, &[6, 3, 1], &[("start_kernel", 2, 1, 0x1000), ("memset", 2, 1, 0x3000)]);
+        (b, if form.bits == 64 { 64 + 3 * 56 } else { 52 + 3 * 32 })
+    }
+
+    #[test]
+    fn a_cut_file_is_an_error_never_a_panic() {
+        for form in FORMS {
+            let (b, program_headers_end) = full(form);
+            assert!(code_symbols(&b).is_ok(), "{form:?}");
+            for n in 0..b.len() {
+                let cut = &b[..n];
+                assert_eq!(Elf::parse(cut).is_ok(), n >= program_headers_end, "{form:?} cut at {n}");
+                // The section headers come last: every cut loses some of them.
+                assert!(code_symbols(cut).is_err(), "{form:?} cut at {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_in_any_field_is_never_a_panic() {
+        for form in FORMS {
+            let (b, _) = full(form);
+            for i in 0..b.len() {
+                for garbage in [0, 0x80, 0xff] {
+                    let mut g = b.clone();
+                    g[i] = garbage;
+                    let (_, _) = (Elf::parse(&g), code_symbols(&g));
+                }
+            }
+            // Every header field after e_version (offsets, sizes, counts) at its largest.
+            let mut g = b.clone();
+            g[0x18..(if form.bits == 64 { 64 } else { 52 })].fill(0xff);
+            assert!(Elf::parse(&g).unwrap_err().to_string().starts_with("truncated ELF file"), "{form:?}");
+            assert!(code_symbols(&g).unwrap_err().to_string().starts_with("truncated ELF file"), "{form:?}");
+        }
     }
 }
