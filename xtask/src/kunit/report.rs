@@ -146,9 +146,10 @@ pub fn summary(run: &Run, report: &Report) -> String {
         }
     }
     out.push_str(&format!(
-        "Testing complete. Ran {} tests in {} suites: {} ({} {} on {}; build {:.1} s, boot and tests {:.1} s)\n",
+        "Testing complete. Ran {} tests in {} suite{}: {} ({} {} on {}; build {:.1} s, boot and tests {:.1} s)\n",
         c.total(),
         report.suites.len(),
+        if report.suites.len() == 1 { "" } else { "s" },
         counts.join(", "),
         run.config,
         run.release,
@@ -184,7 +185,7 @@ mod tests {
     fn the_summary_names_what_failed_with_its_lines() {
         let s = summary(&run(), &parse(LOG, End::Finished));
         assert!(s.starts_with("[FAILED] ex<&>.c\n    c: Expected 1 == 2\n"), "{s}");
-        assert!(s.contains("Ran 3 tests in 1 suites: passed: 1, failed: 1, skipped: 1 (fast-kunit"), "{s}");
+        assert!(s.contains("Ran 3 tests in 1 suite: passed: 1, failed: 1, skipped: 1 (fast-kunit"), "{s}");
     }
 
     #[test]
