@@ -464,6 +464,23 @@ fn a_copy_of_allnoconfig_in_another_folder_builds_from_the_warm_cache_to_the_sam
 }
 
 #[test]
+fn configure_drops_a_hand_edit_and_the_clean_kernel_is_up_to_date_with_its_bytes() {
+    let _g = serial();
+    ok(&["kernel", "allnoconfig"]);
+    let before = images(&record_of("allnoconfig"));
+    let dot_config = obj_of("allnoconfig").join(".config");
+    edit_config(&dot_config, "# CONFIG_PRINTK_TIME is not set", "CONFIG_PRINTK_TIME=y");
+    let out = xtask(&["kernel", "allnoconfig", "--configure"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("dropped unsaved changes to .config: CONFIG_PRINTK_TIME=y"), "{}", stderr(&out));
+    // The same .config as before the edit: up to date, no make, the same bytes.
+    let out = xtask(&["kernel", "allnoconfig"]);
+    assert!(stderr(&out).contains("kernel allnoconfig is up to date"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("$ make") && !stderr(&out).contains("unsaved changes"), "{}", stderr(&out));
+    assert_eq!(images(&record_of("allnoconfig")), before);
+}
+
+#[test]
 fn kernel_config_save_without_changes_leaves_the_file_byte_identical() {
     let _g = serial();
     let dir = private_config("unchanged", "");

@@ -568,6 +568,37 @@ fn a_config_merges_one_of_ours_and_a_variant_that_its_base_already_holds_is_the_
 }
 
 #[test]
+fn unsaved_edits_of_dot_config_are_named_recorded_and_dropped_by_configure() {
+    let _g = serial();
+    let fake = Fake::new("unsaved");
+    fake.config("edits", "#: base allnoconfig\nCONFIG_PRINTK=y\n");
+    assert!(fake.run(&["kernel", "edits", "--configure"]).status.success());
+    let dot_config = obj("edits").join(".config");
+    let clean = std::fs::read_to_string(&dot_config).unwrap();
+    common::edit_config(&dot_config, "# CONFIG_NET is not set", "CONFIG_NET=y");
+    let out = fake.run(&["kernel", "edits"]);
+    let line =
+        "building with unsaved changes to .config: CONFIG_NET=y (keep them with --save, drop them with --configure)";
+    assert!(out.status.success() && stderr(&out).contains(line), "{}", stderr(&out));
+    let record = common::json(&obj("edits").join("teeny-build.json"));
+    assert_eq!(record["unsaved_changes"], serde_json::json!(["CONFIG_NET=y"]));
+    let out = fake.run(&["qemu", "--kernel", "edits", "--no-build", "--", "true"]);
+    assert!(stderr(&out).contains("built with unsaved changes to .config: CONFIG_NET=y"), "{}", stderr(&out));
+    // --configure makes .config from the file again, and says what it dropped.
+    let out = fake.run(&["kernel", "edits", "--configure"]);
+    assert!(stderr(&out).contains("dropped unsaved changes to .config: CONFIG_NET=y"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&dot_config).unwrap(), clean);
+    let out = fake.run(&["kernel", "edits"]);
+    assert!(out.status.success() && !stderr(&out).contains("unsaved changes"), "{}", stderr(&out));
+    assert_eq!(common::json(&obj("edits").join("teeny-build.json"))["unsaved_changes"], serde_json::json!([]));
+    // Saved, an edit is the file's: nothing unsaved.
+    common::edit_config(&dot_config, "# CONFIG_NET is not set", "CONFIG_NET=y");
+    assert!(fake.run(&["kernel", "edits", "--save"]).status.success());
+    let out = fake.run(&["kernel", "edits"]);
+    assert!(out.status.success() && !stderr(&out).contains("unsaved changes"), "{}", stderr(&out));
+}
+
+#[test]
 fn a_modules_config_installs_its_modules_into_a_layer_of_their_own() {
     use std::io::Read;
     let _g = serial();

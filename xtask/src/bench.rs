@@ -197,6 +197,14 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
 /// Builds one config and boots it `runs` times, filling in the row.
 fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
     let kernel = crate::kernel::build(ctx, &row.config)?;
+    // The table describes the saved configs.
+    anyhow::ensure!(
+        kernel.unsaved.is_empty(),
+        "{} has unsaved changes to .config ({}): bench measures the saved configs; keep them with `kernel {} --save` or drop them with `--configure`",
+        row.config,
+        kernel.unsaved.join(", "),
+        row.config
+    );
     row.build =
         fs::read_to_string(kernel.obj.join(crate::kernel::RECORD)).ok().and_then(|t| serde_json::from_str(&t).ok());
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());

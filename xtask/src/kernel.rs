@@ -16,6 +16,7 @@ mod configure;
 mod make;
 mod profile;
 mod record;
+mod unsaved;
 mod variant;
 pub use build::Kernel;
 use build::{built, compile};
@@ -42,7 +43,7 @@ pub struct Options {
     /// List the configs with their base targets and descriptions.
     #[arg(long, conflicts_with_all = ["configure", "edit", "save"])]
     pub list: bool,
-    /// Configure and verify only; do not build.
+    /// Make .config from the config file (dropping unsaved hand edits, which it names) and verify; do not build.
     #[arg(long, conflicts_with_all = ["edit", "save"])]
     pub configure: bool,
     /// Run a configurator in the builder, then save the changes as kernel-configs/ARCH/NAME.config.
@@ -107,7 +108,9 @@ pub fn variant(ctx: &Ctx, name: &str, sets: &[OptionSet], no_build: bool) -> Res
     let no_build_hint = "--no-build: build it first (the same command without --no-build)";
     if sets.is_empty() || base_holds {
         return match no_build {
-            true => built(ctx, &obj_dir(ctx, name), &profile).context(no_build_hint),
+            true => built(ctx, &obj_dir(ctx, name), &profile)
+                .context(no_build_hint)
+                .inspect(|k| unsaved::warn("built", &k.unsaved)),
             false => {
                 Ok(run_profile(ctx, name, &path, &text, &profile, Action::Build)?.expect("a build returns a kernel"))
             }
@@ -116,7 +119,10 @@ pub fn variant(ctx: &Ctx, name: &str, sets: &[OptionSet], no_build: bool) -> Res
     let path = ctx.build.join("kernel-configs").join(ctx.arch.name).join(format!("{variant_name}.config"));
     if no_build {
         let text = fs::read_to_string(&path).with_context(|| format!("--no-build: {variant_name} was never built"))?;
-        return built(ctx, &obj_dir(ctx, &variant_name), &profile::read(ctx, &path, &text)?).context(no_build_hint);
+        let kernel =
+            built(ctx, &obj_dir(ctx, &variant_name), &profile::read(ctx, &path, &text)?).context(no_build_hint)?;
+        unsaved::warn("built", &kernel.unsaved);
+        return Ok(kernel);
     }
     fs::create_dir_all(path.parent().unwrap())?;
     let text = variant::compose(&text, sets);
@@ -135,7 +141,7 @@ fn configured(ctx: &Ctx, name: &str, path: &Utf8Path, text: &str, profile: &Prof
     let tree = sources::fetch(ctx, Package::Linux)?;
     let obj = obj_dir(ctx, name);
     let _lock = ctx.lock(&obj)?;
-    configure(ctx, &tree, &obj, path, text, profile)
+    configure(ctx, &tree, &obj, path, text, profile, false)
 }
 
 fn run_profile(
@@ -167,13 +173,21 @@ fn run_profile(
         // An immutable source and unchanged inputs: the kernel in obj is this build's, no make needed.
         let kernel = built(ctx, &obj, profile)?;
         eprintln!("kernel {name} is up to date in {obj}");
+        unsaved::warn("built", &kernel.unsaved);
         kernel.report()?;
         return Ok(Some(kernel));
     }
-    stamp("").clear();
-    configure(ctx, &tree, &obj, path, text, profile)?;
+    // --configure makes .config from the file, whatever was edited since.
+    let dropped = unsaved::changes(&obj);
+    let force = matches!(action, Action::Configure);
+    configure(ctx, &tree, &obj, path, text, profile, force)?;
+    if force && !dropped.is_empty() {
+        eprintln!("dropped unsaved changes to .config: {}", dropped.join(", "));
+    }
     match action {
         Action::Build => {
+            unsaved::warn("building", &unsaved::changes(&obj));
+            stamp("").clear();
             let kernel = compile(ctx, &tree, &obj, name, text, profile, start)?;
             if let Some(inputs) = inputs {
                 stamp(&inputs).write()?;

@@ -360,6 +360,7 @@ mod tests {
             initramfs: crate::initramfs::Compression::None,
             virtio: crate::arch::Virtio::Mmio,
             modules: None,
+            unsaved: Vec::new(),
         };
         let argv =
             boot_argv(&kernel, Some("/i.cpio".into()), false, &["loglevel=8".into()], &["-m".into(), "64M".into()]);

@@ -33,6 +33,8 @@ pub struct Kernel {
     pub virtio: Virtio,
     /// Its modules' archive (`lib/modules/RELEASE/`), booted after the busybox initramfs.
     pub modules: Option<Utf8PathBuf>,
+    /// Hand edits of its `.config` that its config file does not hold (`kernel/unsaved.rs`).
+    pub unsaved: Vec<String>,
 }
 
 impl Kernel {
@@ -85,6 +87,7 @@ pub(super) fn compile(
         vmlinux: record::Artifact::of(&kernel.vmlinux)?,
         bzimage: record::Artifact::of(&kernel.boot_image)?,
         ccache,
+        unsaved_changes: kernel.unsaved.clone(),
         warnings: record::warnings(&fs::read_to_string(crate::prepare::runner(ctx)?.log_path(&recipe[2]))?),
     };
     write_atomic(&obj.join(record::FILE), serde_json::to_string_pretty(&record)?.as_bytes())?;
@@ -135,5 +138,6 @@ pub(super) fn built(ctx: &Ctx, obj: &Utf8Path, profile: &Profile) -> Result<Kern
         initramfs: profile.initramfs,
         virtio: profile.virtio.unwrap_or(ctx.arch.virtio),
         modules: Some(modules_layer(obj, profile)).filter(|l| l.is_file()),
+        unsaved: super::unsaved::changes(obj),
     })
 }

@@ -60,6 +60,8 @@ pub(super) fn base_config(
     Ok(fs::read_to_string(&config)?)
 }
 
+/// Makes `obj/.config` from the config file, unless it did so from the same inputs before and
+/// `force` is off (`--configure` forces it: it drops hand edits).
 pub(super) fn configure(
     ctx: &Ctx,
     tree: &Tree,
@@ -67,6 +69,7 @@ pub(super) fn configure(
     path: &Utf8Path,
     text: &str,
     profile: &Profile,
+    force: bool,
 ) -> Result<()> {
     let (bundled, bundled_texts) = bundled(ctx, tree, profile)?;
     let args = ctx.arch.make_args();
@@ -77,7 +80,7 @@ pub(super) fn configure(
     inputs.extend(args.iter().map(|a| a.as_bytes()));
     let stamp = Stamp::new(obj.join(".teeny-config-stamp"), &inputs);
     // Nothing changed: leave .config alone, so make rebuilds nothing.
-    if stamp.fresh(&[&obj.join(".config")]) {
+    if !force && stamp.fresh(&[&obj.join(".config")]) {
         return Ok(());
     }
     stamp.clear();
@@ -101,6 +104,7 @@ pub(super) fn configure(
             eprintln!("warning: {w} (from {})", profile.merge.join(", "));
         }
     }
+    super::unsaved::remember(obj)?;
     stamp.write()?;
     eprintln!("configured {obj}/.config from {path}: all {} settings took effect", profile.settings.len());
     Ok(())
@@ -186,9 +190,11 @@ pub(super) fn save(
     }
     if new_text == text {
         eprintln!("{path} already gives {config}: nothing to save");
-        return Ok(());
+        return super::unsaved::remember(obj);
     }
     write_atomic(path, new_text.as_bytes())?;
+    // The file now gives this .config: nothing in it is unsaved.
+    super::unsaved::remember(obj)?;
     let changed = kconfig::changed(text, &new_text).len();
     eprintln!("saved {changed} changed setting(s) to {path}, checked: it configures to {config}");
     Ok(())

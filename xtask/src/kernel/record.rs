@@ -29,6 +29,8 @@ pub struct Record {
     pub bzimage: Artifact,
     /// None with --no-ccache.
     pub ccache: Option<crate::ccache::Stats>,
+    /// Hand edits of `.config` that the config file does not hold, as `.config` has them.
+    pub unsaved_changes: Vec<String>,
     /// Compiler warnings in the build's log.
     pub warnings: usize,
 }
