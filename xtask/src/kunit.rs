@@ -6,15 +6,15 @@
 //! and `kunit_shutdown=reboot` ends the guest when they end (qemu runs with `-no-reboot`): no
 //! initramfs is needed. The console is read to its end and its KTAP parsed (`ktap.rs`).
 
-mod config;
+pub mod config;
 pub mod ktap;
-mod report;
+pub mod report;
 
 use crate::ctx::Ctx;
 use crate::kernel::{Kernel, OptionSet};
 use crate::sources::{self, Package};
 use anyhow::{Context, Result};
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -45,8 +45,8 @@ pub struct Options {
 }
 
 /// Exit statuses besides 0 (all passed) and 1 (a test failed or crashed, or no results).
-const TIMED_OUT: i32 = 124;
-const NOT_BUILT: i32 = 125;
+pub const TIMED_OUT: i32 = 124;
+pub const NOT_BUILT: i32 = 125;
 
 /// Builds the test kernel, boots it once per glob, reports; returns the exit status.
 pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
@@ -81,32 +81,41 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     }
     let report = ktap::Report { found: true, plan: None, suites };
     let facts = report::Run {
+        tool: "kunit",
         arch: ctx.arch.name,
-        // The variant, or its base when that already had every line (its O= folder says).
-        config: kernel
-            .obj
-            .file_name()
-            .unwrap_or_default()
-            .trim_start_matches(&format!("linux-{}-", ctx.arch.dir))
-            .to_owned(),
+        config: kernel.config().to_owned(),
         base: opts.kernel.clone(),
         release: kernel.release.clone(),
-        kunitconfigs: kunitconfigs.iter().map(ToString::to_string).collect(),
-        filter_glob: opts.globs.clone(),
+        selection: [
+            ("kunitconfigs", kunitconfigs.iter().map(ToString::to_string).collect()),
+            ("filter_glob", opts.globs.clone()),
+        ]
+        .into(),
         build_s,
         run_s,
         timed_out,
     };
-    for (path, text) in [(&json, report::json(&facts, &report)), (&junit, report::junit(&facts, &report))] {
+    finish(&facts, &report, json.as_deref(), junit.as_deref())
+}
+
+/// Writes `--json` and `--junit`, prints the summary; returns the exit status: 124 when the
+/// run timed out, 1 when a test failed, crashed or timed out, else 0 (kselftest's too).
+pub fn finish(
+    facts: &report::Run,
+    report: &ktap::Report,
+    json: Option<&Utf8Path>,
+    junit: Option<&Utf8Path>,
+) -> Result<i32> {
+    for (path, text) in [(json, report::json(facts, report)), (junit, report::junit(facts, report))] {
         if let Some(path) = path {
             crate::ctx::write_atomic(path, text.as_bytes())?;
             eprintln!("wrote {path}");
         }
     }
-    print!("{}", report::summary(&facts, &report));
+    print!("{}", report::summary(facts, report));
     let c = report.counts();
     Ok(match () {
-        _ if timed_out => TIMED_OUT,
+        _ if facts.timed_out => TIMED_OUT,
         _ if c.failed + c.crashed + c.timeout > 0 => 1,
         _ => 0,
     })

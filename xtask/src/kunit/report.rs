@@ -1,19 +1,25 @@
-//! What a KUnit run reports: the summary for people (as kunit.py's), `--json` and `--junit`.
-//! Pure functions of the parsed results and the run's facts.
+//! What a test run reports (KUnit's, kselftest's): the summary for people (as kunit.py's),
+//! `--json` and `--junit`. Pure functions of the parsed results and the run's facts.
 
 use super::ktap::{Report, Status, Test};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The run's facts besides its results.
 #[derive(Serialize)]
 pub struct Run {
+    /// What ran the tests (`kunit`, `kselftest`): JUnit's name for the run starts with it.
+    #[serde(skip)]
+    pub tool: &'static str,
     pub arch: &'static str,
     /// The variant booted (`fast-kunit`), its base config, and the kernel's release.
     pub config: String,
     pub base: String,
     pub release: String,
-    pub kunitconfigs: Vec<String>,
-    pub filter_glob: Vec<String>,
+    /// What chose the tests, by name: KUnit's `kunitconfigs` and `filter_glob`, kselftest's
+    /// `targets`.
+    #[serde(flatten)]
+    pub selection: BTreeMap<&'static str, Vec<String>>,
     /// Configure and build (nothing when up to date), then boot and tests, in seconds.
     pub build_s: f64,
     pub run_s: f64,
@@ -80,7 +86,8 @@ pub fn junit(run: &Run, report: &Report) -> String {
     let c = report.counts();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
-        "<testsuites name=\"kunit {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
+        "<testsuites name=\"{} {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
+        run.tool,
         xml(&run.config),
         c.total(),
         c.failed,
@@ -166,12 +173,12 @@ mod tests {
 
     fn run() -> Run {
         Run {
+            tool: "kunit",
             arch: "x86_64",
             config: "fast-kunit".into(),
             base: "fast".into(),
             release: "6.1.0".into(),
-            kunitconfigs: vec!["lib/kunit/.kunitconfig".into()],
-            filter_glob: vec![],
+            selection: [("kunitconfigs", vec!["lib/kunit/.kunitconfig".into()]), ("filter_glob", vec![])].into(),
             build_s: 1.0,
             run_s: 2.5,
             timed_out: false,
@@ -192,6 +199,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json(&run(), &parse(LOG, End::Finished))).unwrap();
         assert_eq!(v["counts"]["failed"], 1);
         assert_eq!(v["arch"], "x86_64");
+        assert_eq!(v["kunitconfigs"][0], "lib/kunit/.kunitconfig");
         assert_eq!(v["tests"].as_array().unwrap().len(), 3);
         assert_eq!(v["tests"][2]["suite"], "ex<&>");
         assert_eq!(v["tests"][2]["status"], "failed");
