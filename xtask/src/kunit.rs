@@ -14,7 +14,7 @@ use crate::ctx::Ctx;
 use crate::kernel::{Kernel, OptionSet};
 use crate::sources::{self, Package};
 use anyhow::{Context, Result};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 use fs_err as fs;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -32,16 +32,31 @@ pub struct Options {
     /// The kernel config the test kernel is a variant of (NAME-kunit).
     #[arg(long, default_value = "fast")]
     pub kernel: String,
+    #[command(flatten)]
+    pub outputs: Outputs,
+    /// Seconds each boot may take, tests included; then qemu is killed, the running test is
+    /// reported as timed out and the exit status is 124. 0: no limit.
+    #[arg(long, default_value_t = 300, value_parser = crate::cli::parse_seconds, allow_hyphen_values = true)]
+    pub timeout: u64,
+}
+
+/// The report's files besides the summary (`cargo xtask kselftest` takes them too).
+#[derive(clap::Args)]
+pub struct Outputs {
     /// Also write the results as JSON to this file (one object per test, and the run's facts).
     #[arg(long)]
     pub json: Option<Utf8PathBuf>,
     /// Also write the results as JUnit XML to this file.
     #[arg(long)]
     pub junit: Option<Utf8PathBuf>,
-    /// Seconds each boot may take, tests included; then qemu is killed, the running test is
-    /// reported as timed out and the exit status is 124. 0: no limit.
-    #[arg(long, default_value_t = 300, value_parser = crate::cli::parse_seconds, allow_hyphen_values = true)]
-    pub timeout: u64,
+}
+
+impl Outputs {
+    /// The same files, from the current folder: checked before anything is built.
+    pub fn absolute(&self) -> Result<Outputs> {
+        let abs = |p: &Option<Utf8PathBuf>| p.clone().map(crate::ctx::absolute).transpose();
+        Ok(Outputs { json: abs(&self.json)?, junit: abs(&self.junit)? })
+    }
 }
 
 /// Exit statuses besides 0 (all passed) and 1 (a test failed or crashed, or no results).
@@ -53,9 +68,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     crate::qemu::preflight(ctx.arch, false)?;
     opts.globs.iter().try_for_each(|g| config::check_glob(g))?;
     crate::kernel::check_name(ctx, &opts.kernel)?;
-    let outputs = [&opts.json, &opts.junit].map(|p| p.clone().map(crate::ctx::absolute).transpose());
-    let [json, junit] = outputs;
-    let (json, junit) = (json?, junit?);
+    let outputs = opts.outputs.absolute()?;
     let start = Instant::now();
     let tree = sources::fetch(ctx, Package::Linux)?;
     let (kunitconfigs, lines) = config::load(&opts.kunitconfig, &tree.dir)?;
@@ -95,18 +108,14 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
         run_s,
         timed_out,
     };
-    finish(&facts, &report, json.as_deref(), junit.as_deref())
+    finish(&facts, &report, &outputs)
 }
 
 /// Writes `--json` and `--junit`, prints the summary; returns the exit status: 124 when the
 /// run timed out, 1 when a test failed, crashed or timed out, else 0 (kselftest's too).
-pub fn finish(
-    facts: &report::Run,
-    report: &ktap::Report,
-    json: Option<&Utf8Path>,
-    junit: Option<&Utf8Path>,
-) -> Result<i32> {
-    for (path, text) in [(json, report::json(facts, report)), (junit, report::junit(facts, report))] {
+pub fn finish(facts: &report::Run, report: &ktap::Report, outputs: &Outputs) -> Result<i32> {
+    let files = [(&outputs.json, report::json(facts, report)), (&outputs.junit, report::junit(facts, report))];
+    for (path, text) in files {
         if let Some(path) = path {
             crate::ctx::write_atomic(path, text.as_bytes())?;
             eprintln!("wrote {path}");
