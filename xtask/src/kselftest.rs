@@ -108,7 +108,8 @@ fn options(tree: &Tree, targets: &[String]) -> Result<Vec<String>> {
 
 /// Boots with the tests and runs them: their output, seconds from qemu start, timed out.
 fn boot(ctx: &Ctx, kernel: &Kernel, initrd: &Utf8Path, timeout: Option<Duration>) -> Result<(String, f64, bool)> {
-    let argv = crate::qemu::boot_argv(kernel, Some(initrd), false, &[], &[]);
+    let memory = memory_mib(fs::metadata(initrd)?.len());
+    let argv = crate::qemu::boot_argv(kernel, Some(initrd), false, &[], &["-m".into(), format!("{memory}M")]);
     eprintln!("$ {}", crate::runner::display(&argv));
     let logs = ctx.build.join("logs");
     fs::create_dir_all(&logs)?;
@@ -143,4 +144,21 @@ fn boot(ctx: &Ctx, kernel: &Kernel, initrd: &Utf8Path, timeout: Option<Duration>
         Err(e) => return Err(e),
     };
     Ok((text, started.elapsed().as_secs_f64(), timed_out))
+}
+
+/// The guest's memory for an initramfs of `bytes`: the archive, its unpacked files (the tests
+/// are built with debug info: 22 targets are 68 MB) and the tests' own, with room to spare;
+/// qemu's default, 128 MiB, panics at boot ("System is deadlocked on memory") from about 60 MB.
+fn memory_mib(bytes: u64) -> u64 {
+    256 + 3 * bytes.div_ceil(1 << 20)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_guest_gets_three_times_the_archive_and_256_mib() {
+        assert_eq!(super::memory_mib(0), 256);
+        assert_eq!(super::memory_mib(4_025_268), 256 + 12);
+        assert_eq!(super::memory_mib(67_763_796), 256 + 195);
+    }
 }
