@@ -140,7 +140,9 @@ pub fn summary(run: &Run, report: &Report) -> String {
                 Status::Crashed => "CRASHED",
                 _ => "TIMED OUT",
             };
-            out.push_str(&format!("[{what}] {}.{}\n", path.join("."), t.name));
+            // kselftest's directive is the test's exit status (`exit=127`: no interpreter).
+            let directive = t.directive.as_deref().map(|d| format!(" # {d}")).unwrap_or_default();
+            out.push_str(&format!("[{what}] {}.{}{directive}\n", path.join("."), t.name));
             for d in &t.diagnostics {
                 out.push_str(&format!("    {d}\n"));
             }
@@ -192,6 +194,8 @@ mod tests {
         let s = summary(&run(), &parse(LOG, End::Finished));
         assert!(s.starts_with("[FAILED] ex<&>.c\n    c: Expected 1 == 2\n"), "{s}");
         assert!(s.contains("Ran 3 tests in 1 suites: passed: 1, failed: 1, skipped: 1 (fast-kunit"), "{s}");
+        let s = summary(&run(), &parse("TAP version 13\n1..1\n# no bash\nnot ok 1 t.sh # exit=127\n", End::Finished));
+        assert!(s.starts_with("[FAILED] .t.sh # exit=127\n    no bash\n"), "{s}");
     }
 
     #[test]
