@@ -141,6 +141,11 @@ fn boot(ctx: &Ctx, kernel: &Kernel, initrd: &Utf8Path, timeout: Option<Duration>
             eprintln!("error: {e:#}\n(--timeout bounds the boot and every test; 0 for none)");
             true
         }
+        // The kernel panicked or qemu ended while a test ran: the parser reports it as crashed.
+        Err(e) if !text.is_empty() => {
+            eprintln!("error: {e:#}");
+            false
+        }
         Err(e) => return Err(e),
     };
     Ok((text, started.elapsed().as_secs_f64(), timed_out))
