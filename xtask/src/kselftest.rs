@@ -152,7 +152,7 @@ fn boot(ctx: &Ctx, kernel: &Kernel, initrd: &Utf8Path, timeout: Option<Duration>
 }
 
 /// The guest's memory for an initramfs of `bytes`: the archive, its unpacked files (the tests
-/// are built with debug info: 22 targets are 68 MB) and the tests' own, with room to spare;
+/// are built with debug info: 23 targets are 68 MB) and the tests' own, with room to spare;
 /// qemu's default, 128 MiB, panics at boot ("System is deadlocked on memory") from about 60 MB.
 fn memory_mib(bytes: u64) -> u64 {
     256 + 3 * bytes.div_ceil(1 << 20)
