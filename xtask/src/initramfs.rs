@@ -63,15 +63,16 @@ pub fn path(ctx: &Ctx, compression: Compression) -> Utf8PathBuf {
     ctx.build.join(format!("initramfs-busybox-{}.{}", ctx.arch.dir, compression.suffix()))
 }
 
-/// What a kernel boots: the busybox initramfs with `compression`, followed by the kernel's
-/// modules `layer` if it has one, written into its `obj` folder (the kernel unpacks
-/// concatenated archives one after the other, so the shared archive is not repacked).
-/// `no_build`: use the archive already there.
+/// What a kernel boots: the busybox initramfs with `compression`, followed by `layers` (the
+/// kernel's modules, kselftest's tests), written to `out` (the kernel unpacks concatenated
+/// archives one after the other, a later one's file over an earlier one's, so the shared archive
+/// is not repacked). Without layers, the busybox initramfs itself. `no_build`: use the archive
+/// already there.
 pub fn boot_archive(
     ctx: &Ctx,
     compression: Compression,
-    layer: Option<&Utf8Path>,
-    obj: &Utf8Path,
+    layers: &[&Utf8Path],
+    out: &Utf8Path,
     no_build: bool,
 ) -> Result<Utf8PathBuf> {
     let initrd = if no_build {
@@ -81,10 +82,15 @@ pub fn boot_archive(
     } else {
         build(ctx, compression)?
     };
-    let Some(layer) = layer else { return Ok(initrd) };
-    let out = obj.join(format!("initramfs-with-modules.{}", compression.suffix()));
-    write_atomic(&out, &[fs::read(&initrd)?, fs::read(layer)?].concat())?;
-    Ok(out)
+    if layers.is_empty() {
+        return Ok(initrd);
+    }
+    let mut bytes = fs::read(&initrd)?;
+    for layer in layers {
+        bytes.extend(fs::read(layer)?);
+    }
+    write_atomic(out, &bytes)?;
+    Ok(out.to_owned())
 }
 
 /// Packs the `lib/modules/` that `make modules_install` put under `root` into `out`; returns
@@ -111,17 +117,45 @@ pub fn entries(install: &Utf8Path, rootfs: &Utf8Path) -> Result<Vec<Entry>> {
 
 /// Every ELF file packed must run on the guest's architecture: a busybox or a `rootfs/` binary
 /// built for another one would only fail in the guest, as "exec format error" or a panic.
-fn check_binaries(entries: &[Entry], arch: &crate::arch::Arch) -> Result<()> {
+/// Returns the paths of those that are dynamically linked (the guest has no C library).
+fn check_binaries<'a>(entries: &'a [Entry], arch: &crate::arch::Arch) -> Result<Vec<&'a str>> {
+    let mut dynamic = Vec::new();
     for e in entries {
         if let Kind::File { source } = &e.kind {
             let bytes = fs::read(source)?;
             if crate::elf::is_elf(&bytes) {
-                crate::elf::check(source, &bytes, arch)
+                let elf = crate::elf::check(source, &bytes, arch)
                     .with_context(|| format!("refusing to pack /{} into an initramfs for {}", e.path, arch.name))?;
+                if elf.interpreter {
+                    dynamic.push(e.path.as_str());
+                }
             }
         }
     }
-    Ok(())
+    Ok(dynamic)
+}
+
+/// Packs `layers` (later ones winning) into `out`, an archive booted after the busybox
+/// initramfs (see [`boot_archive`]); every ELF file must be statically linked for `arch`.
+/// Returns the archive's entries and size.
+pub fn write_layer(
+    layers: Vec<Vec<Entry>>,
+    arch: &crate::arch::Arch,
+    out: &Utf8Path,
+    compression: Compression,
+) -> Result<(usize, u64)> {
+    let entries = archive::merge(layers);
+    let dynamic = check_binaries(&entries, arch)?;
+    if let Some(first) = dynamic.first() {
+        bail!(
+            "refusing to pack {out}: /{first}{} dynamically linked, and the guest has no C library",
+            match dynamic.len() {
+                1 => " is".to_owned(),
+                n => format!(" and {} other file(s) are", n - 1),
+            }
+        );
+    }
+    Ok((entries.len(), write(&entries, mtime()?, out, compression)?))
 }
 
 /// Fixed timestamps make the archive reproducible: SOURCE_DATE_EPOCH if set, else 0.
@@ -179,7 +213,7 @@ mod tests {
             mode: 0o755,
             kind: Kind::File { source: source.clone() },
         });
-        check_binaries(&entries, crate::arch::parse("x86_64").unwrap()).unwrap();
+        assert!(check_binaries(&entries, crate::arch::parse("x86_64").unwrap()).unwrap().is_empty());
         let err = format!("{:#}", check_binaries(&entries, crate::arch::parse("riscv64").unwrap()).unwrap_err());
         assert!(err.starts_with("refusing to pack /bin/busybox into an initramfs for riscv64: "), "{err}");
         assert!(err.ends_with("is a binary for x86_64, not riscv64"), "{err}");

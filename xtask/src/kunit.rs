@@ -6,9 +6,9 @@
 //! and `kunit_shutdown=reboot` ends the guest when they end (qemu runs with `-no-reboot`): no
 //! initramfs is needed. The console is read to its end and its KTAP parsed (`ktap.rs`).
 
-mod config;
+pub mod config;
 pub mod ktap;
-mod report;
+pub mod report;
 
 use crate::ctx::Ctx;
 use crate::kernel::{Kernel, OptionSet};
@@ -32,30 +32,43 @@ pub struct Options {
     /// The kernel config the test kernel is a variant of (NAME-kunit).
     #[arg(long, default_value = "fast")]
     pub kernel: String,
-    /// Also write the results as JSON to this file (one object per test, and the run's facts).
-    #[arg(long)]
-    pub json: Option<Utf8PathBuf>,
-    /// Also write the results as JUnit XML to this file.
-    #[arg(long)]
-    pub junit: Option<Utf8PathBuf>,
+    #[command(flatten)]
+    pub outputs: Outputs,
     /// Seconds each boot may take, tests included; then qemu is killed, the running test is
     /// reported as timed out and the exit status is 124. 0: no limit.
     #[arg(long, default_value_t = 300, value_parser = crate::cli::parse_seconds, allow_hyphen_values = true)]
     pub timeout: u64,
 }
 
+/// The report's files besides the summary (`cargo xtask kselftest` takes them too).
+#[derive(clap::Args)]
+pub struct Outputs {
+    /// Also write the results as JSON to this file (one object per test, and the run's facts).
+    #[arg(long)]
+    pub json: Option<Utf8PathBuf>,
+    /// Also write the results as JUnit XML to this file.
+    #[arg(long)]
+    pub junit: Option<Utf8PathBuf>,
+}
+
+impl Outputs {
+    /// The same files, from the current folder: checked before anything is built.
+    pub fn absolute(&self) -> Result<Outputs> {
+        let abs = |p: &Option<Utf8PathBuf>| p.clone().map(crate::ctx::absolute).transpose();
+        Ok(Outputs { json: abs(&self.json)?, junit: abs(&self.junit)? })
+    }
+}
+
 /// Exit statuses besides 0 (all passed) and 1 (a test failed or crashed, or no results).
-const TIMED_OUT: i32 = 124;
-const NOT_BUILT: i32 = 125;
+pub const TIMED_OUT: i32 = 124;
+pub const NOT_BUILT: i32 = 125;
 
 /// Builds the test kernel, boots it once per glob, reports; returns the exit status.
 pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     crate::qemu::preflight(ctx.arch, false)?;
     opts.globs.iter().try_for_each(|g| config::check_glob(g))?;
     crate::kernel::check_name(ctx, &opts.kernel)?;
-    let outputs = [&opts.json, &opts.junit].map(|p| p.clone().map(crate::ctx::absolute).transpose());
-    let [json, junit] = outputs;
-    let (json, junit) = (json?, junit?);
+    let outputs = opts.outputs.absolute()?;
     let start = Instant::now();
     let tree = sources::fetch(ctx, Package::Linux)?;
     let (kunitconfigs, lines) = config::load(&opts.kunitconfig, &tree.dir)?;
@@ -81,32 +94,37 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     }
     let report = ktap::Report { found: true, plan: None, suites };
     let facts = report::Run {
+        tool: "kunit",
         arch: ctx.arch.name,
-        // The variant, or its base when that already had every line (its O= folder says).
-        config: kernel
-            .obj
-            .file_name()
-            .unwrap_or_default()
-            .trim_start_matches(&format!("linux-{}-", ctx.arch.dir))
-            .to_owned(),
+        config: kernel.config().to_owned(),
         base: opts.kernel.clone(),
         release: kernel.release.clone(),
-        kunitconfigs: kunitconfigs.iter().map(ToString::to_string).collect(),
-        filter_glob: opts.globs.clone(),
+        selection: [
+            ("kunitconfigs", kunitconfigs.iter().map(ToString::to_string).collect()),
+            ("filter_glob", opts.globs.clone()),
+        ]
+        .into(),
         build_s,
         run_s,
         timed_out,
     };
-    for (path, text) in [(&json, report::json(&facts, &report)), (&junit, report::junit(&facts, &report))] {
+    finish(&facts, &report, &outputs)
+}
+
+/// Writes `--json` and `--junit`, prints the summary; returns the exit status: 124 when the
+/// run timed out, 1 when a test failed, crashed or timed out, else 0 (kselftest's too).
+pub fn finish(facts: &report::Run, report: &ktap::Report, outputs: &Outputs) -> Result<i32> {
+    let files = [(&outputs.json, report::json(facts, report)), (&outputs.junit, report::junit(facts, report))];
+    for (path, text) in files {
         if let Some(path) = path {
             crate::ctx::write_atomic(path, text.as_bytes())?;
             eprintln!("wrote {path}");
         }
     }
-    print!("{}", report::summary(&facts, &report));
+    print!("{}", report::summary(facts, report));
     let c = report.counts();
     Ok(match () {
-        _ if timed_out => TIMED_OUT,
+        _ if facts.timed_out => TIMED_OUT,
         _ if c.failed + c.crashed + c.timeout > 0 => 1,
         _ => 0,
     })

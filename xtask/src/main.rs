@@ -15,6 +15,7 @@ mod gdb;
 mod initramfs;
 mod kconfig;
 mod kernel;
+mod kselftest;
 mod kunit;
 mod lock;
 mod prepare;
@@ -111,6 +112,15 @@ enum Command {
     /// writes --json/--junit. Exit status: 0 all passed, 1 a test failed or crashed, 124 timed
     /// out, 125 the kernel did not build.
     Kunit(kunit::Options),
+    /// Build the kernel's selftests (tools/testing/selftests TARGETs), run them in the guest and
+    /// report them.
+    ///
+    /// Builds the TARGETs statically against the kernel's headers and the config's `-kselftest`
+    /// variant (the targets' `config` lines), boots it headless with the tests as an initramfs
+    /// layer, runs run_kselftest.sh, parses its TAP, prints a summary and writes --json/--junit.
+    /// Exit status: 0 all passed or skipped, 1 a test failed, 124 timed out, 125 the kernel or the
+    /// tests did not build.
+    Kselftest(kselftest::Options),
     /// Run gdb (from the builder image) on the kernel that `cargo xtask qemu --gdb` boots.
     ///
     /// Loads its vmlinux and the kernel's `lx-` helpers (lx-dmesg, lx-ps, lx-version, …) and
@@ -240,6 +250,7 @@ fn try_main() -> Result<()> {
         Command::Qemu(opts) => std::process::exit(qemu::run(&ctx, &opts)?),
         Command::Bench(opts) => bench::run(&ctx, &opts)?,
         Command::Kunit(opts) => std::process::exit(kunit::run(&ctx, &opts)?),
+        Command::Kselftest(opts) => std::process::exit(kselftest::run(&ctx, &opts)?),
         Command::Gdb { args } => gdb::run(&ctx, &args)?,
         Command::Distcc { action } => distcc::run(&ctx, action)?,
         Command::Clean { all } => ctx::clean(&ctx, all)?,

@@ -10,8 +10,7 @@ mod process;
 mod protocol;
 pub mod share;
 
-use console::TimedOut;
-pub use console::{Guest, Line};
+pub use console::{Guest, Line, TimedOut};
 use process::{Event, causes, failure, is_kvm, is_qemu_error, spawn};
 
 use crate::arch::Arch;

@@ -40,7 +40,24 @@ pub struct Kernel {
 impl Kernel {
     /// The initramfs this kernel boots (see [`crate::initramfs::boot_archive`]).
     pub fn initrd(&self, ctx: &Ctx, no_build: bool) -> Result<Utf8PathBuf> {
-        crate::initramfs::boot_archive(ctx, self.initramfs, self.modules.as_deref(), &self.obj, no_build)
+        let out = self.obj.join(format!("initramfs-with-modules.{}", self.initramfs.suffix()));
+        crate::initramfs::boot_archive(ctx, self.initramfs, self.modules.as_deref().as_slice(), &out, no_build)
+    }
+
+    /// The initramfs this kernel boots with one more layer after its modules' (`layer`, stored
+    /// as [`Kernel::initramfs`] says), written into its `obj` folder as
+    /// `initramfs-with-NAME.cpio[.gz]`.
+    pub fn initrd_with(&self, ctx: &Ctx, name: &str, layer: &Utf8Path) -> Result<Utf8PathBuf> {
+        let out = self.obj.join(format!("initramfs-with-{name}.{}", self.initramfs.suffix()));
+        let layers: Vec<&Utf8Path> = self.modules.as_deref().into_iter().chain([layer]).collect();
+        crate::initramfs::boot_archive(ctx, self.initramfs, &layers, &out, false)
+    }
+
+    /// The config it was built from: the name of its `O=` folder after `linux-ARCH-` (a
+    /// variant's, `fast-kunit`, or its base's when that already had every option).
+    pub fn config(&self) -> &str {
+        let name = self.obj.file_name().unwrap_or_default();
+        name.strip_prefix(&format!("linux-{}-", self.arch.dir)).unwrap_or(name)
     }
 
     /// Sizes and release, for people.

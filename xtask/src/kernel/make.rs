@@ -19,7 +19,7 @@ pub(super) fn obj_dir(ctx: &Ctx, name: &str) -> Utf8PathBuf {
     ctx.obj(&format!("linux-{}-{name}", ctx.arch.dir))
 }
 
-pub(super) fn make(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, args: &[&str]) -> Step {
+pub fn make(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, args: &[&str]) -> Step {
     let o = format!("O={obj}");
     let [arch, cross] = ctx.arch.make_args();
     let argv: Vec<&str> =

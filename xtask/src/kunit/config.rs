@@ -6,8 +6,9 @@ use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
 
-/// A `.kunitconfig` as read: where it is, and its settings.
-pub struct KunitConfig {
+/// A config fragment as read (a `.kunitconfig`, a selftest target's `config`): where it is,
+/// and its settings.
+pub struct Fragment {
     pub path: Utf8PathBuf,
     pub settings: Vec<Setting>,
 }
@@ -25,16 +26,16 @@ pub fn find(arg: &Utf8Path, tree: &Utf8Path) -> Result<Utf8PathBuf> {
     bail!("--kunitconfig {arg}: neither {arg} nor {} is a .kunitconfig or a folder holding one", tree.join(arg))
 }
 
-pub fn read(path: &Utf8Path) -> Result<KunitConfig> {
+pub fn read(path: &Utf8Path) -> Result<Fragment> {
     let text = fs::read_to_string(path)?;
     let settings = kconfig::parse(path.as_str(), &text)?;
     kconfig::check_conflicts(path.as_str(), &settings)?;
-    Ok(KunitConfig { path: path.to_owned(), settings })
+    Ok(Fragment { path: path.to_owned(), settings })
 }
 
-/// The lines of every file, KUNIT first; a symbol two files set differently is an error naming
-/// both lines.
-pub fn merge(configs: &[KunitConfig]) -> Result<Vec<String>> {
+/// The lines of every file, each symbol once; a symbol two files set differently is an error
+/// naming both lines.
+pub fn merge(configs: &[Fragment]) -> Result<Vec<String>> {
     let mut seen: Vec<(&Utf8Path, &Setting)> = Vec::new();
     for c in configs {
         for s in &c.settings {
@@ -52,9 +53,7 @@ pub fn merge(configs: &[KunitConfig]) -> Result<Vec<String>> {
             }
         }
     }
-    let mut lines = vec!["CONFIG_KUNIT=y".to_owned()];
-    lines.extend(seen.iter().map(|(_, s)| line_of(s)).filter(|l| l != "CONFIG_KUNIT=y"));
-    Ok(lines)
+    Ok(seen.iter().map(|(_, s)| line_of(s)).collect())
 }
 
 /// `kunit.filter_glob` for a glob: kunit's own syntax, `SUITE[.TEST]` with `*` and `?`; a space
@@ -77,7 +76,9 @@ pub fn load(args: &[Utf8PathBuf], tree: &Utf8Path) -> Result<(Vec<Utf8PathBuf>, 
         let path = find(a, tree)?;
         configs.push(read(&path).with_context(|| format!("--kunitconfig {a}"))?);
     }
-    let lines = merge(&configs)?;
+    // KUNIT first.
+    let mut lines = vec!["CONFIG_KUNIT=y".to_owned()];
+    lines.extend(merge(&configs)?.into_iter().filter(|l| l != "CONFIG_KUNIT=y"));
     Ok((configs.into_iter().map(|c| c.path).collect(), lines))
 }
 
@@ -85,12 +86,12 @@ pub fn load(args: &[Utf8PathBuf], tree: &Utf8Path) -> Result<(Vec<Utf8PathBuf>, 
 mod tests {
     use super::*;
 
-    fn config(path: &str, text: &str) -> KunitConfig {
-        KunitConfig { path: path.into(), settings: kconfig::parse(path, text).unwrap() }
+    fn config(path: &str, text: &str) -> Fragment {
+        Fragment { path: path.into(), settings: kconfig::parse(path, text).unwrap() }
     }
 
     #[test]
-    fn files_merge_with_kunit_first_and_a_conflict_names_both_lines() {
+    fn files_merge_and_a_conflict_names_both_lines() {
         let a = config("a/.kunitconfig", "CONFIG_KUNIT=y\nCONFIG_KUNIT_TEST=y\n");
         let b = config("b.kunitconfig", "# comment\nCONFIG_KUNIT_EXAMPLE_TEST=y\nCONFIG_KUNIT_TEST=y\n");
         assert_eq!(merge(&[a, b]).unwrap(), ["CONFIG_KUNIT=y", "CONFIG_KUNIT_TEST=y", "CONFIG_KUNIT_EXAMPLE_TEST=y"]);

@@ -8,7 +8,10 @@
 //! suite's own `ok`/`not ok` line. A diagnostic line belongs to the next result at its level,
 //! so a test's own messages go with it; other lines (an oops) go with the test that was running.
 //! When the log ends inside a suite, the test that was running is reported as crashed (or timed
-//! out, when the run did) instead of as a parse error.
+//! out, when the run did) instead of as a parse error; so is a top-level test the plan announced
+//! when the log ends before its result. A `TAP version` line at the top level after the first
+//! starts another block of top-level results with a plan of its own, as kselftest's
+//! `run_kselftest.sh` prints one per collection.
 
 use serde::Serialize;
 
@@ -212,10 +215,18 @@ pub fn parse(log: &str, end: End) -> Report {
     };
     // `stack[0]` is the root, whose lines are at indent 0; each open suite is deeper.
     let mut stack = vec![Open::new(0)];
+    // The root's results before the current top-level block (a `TAP version` line at the root
+    // starts one), and the plans of the blocks before it.
+    let (mut block_start, mut plans) = (0, None::<usize>);
     for raw in lines {
         let line = raw.get(prefix..).unwrap_or("");
         let indent = line.len() - line.trim_start_matches(' ').len();
         let text = line.trim();
+        if is_version(text) && indent == 0 && stack.len() == 1 {
+            let root = &mut stack[0];
+            (block_start, plans) = (root.subtests.len(), sum(plans, root.plan.take()));
+            continue;
+        }
         let top = stack.last_mut().expect("the root stays");
         if is_version(text) || text.starts_with("# Subtest:") {
             if indent > top.indent {
@@ -264,13 +275,32 @@ pub fn parse(log: &str, end: End) -> Report {
         }
     }
     // Suites still open: the innermost's running test had no result; each outer one crashed too.
+    // With none open, the block's plan says whether a top-level test was running.
+    let inside = stack.len() > 1;
     while stack.len() > 1 {
         let open = stack.pop().unwrap();
         let test = close(open, None, Vec::new(), end);
         stack.last_mut().unwrap().subtests.push(test);
     }
-    let root = stack.pop().unwrap();
-    Report { found: true, plan: root.plan, suites: root.subtests }
+    let mut root = stack.pop().unwrap();
+    let done = root.subtests.len() - block_start;
+    if !inside && root.plan.is_some_and(|n| done < n) {
+        let status = match end {
+            End::Finished => Status::Crashed,
+            End::TimedOut => Status::Timeout,
+        };
+        let running = format!("test {} (no result)", done + 1);
+        root.subtests.push(leaf(running, status, None, std::mem::take(&mut root.pending)));
+    }
+    Report { found: true, plan: sum(plans, root.plan), suites: root.subtests }
+}
+
+/// Two plans' tests together (a log of several top-level blocks announces their sum).
+fn sum(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    }
 }
 
 #[cfg(test)]

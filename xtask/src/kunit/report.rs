@@ -1,19 +1,25 @@
-//! What a KUnit run reports: the summary for people (as kunit.py's), `--json` and `--junit`.
-//! Pure functions of the parsed results and the run's facts.
+//! What a test run reports (KUnit's, kselftest's): the summary for people (as kunit.py's),
+//! `--json` and `--junit`. Pure functions of the parsed results and the run's facts.
 
 use super::ktap::{Report, Status, Test};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The run's facts besides its results.
 #[derive(Serialize)]
 pub struct Run {
+    /// What ran the tests (`kunit`, `kselftest`): JUnit's name for the run starts with it.
+    #[serde(skip)]
+    pub tool: &'static str,
     pub arch: &'static str,
     /// The variant booted (`fast-kunit`), its base config, and the kernel's release.
     pub config: String,
     pub base: String,
     pub release: String,
-    pub kunitconfigs: Vec<String>,
-    pub filter_glob: Vec<String>,
+    /// What chose the tests, by name: KUnit's `kunitconfigs` and `filter_glob`, kselftest's
+    /// `targets`.
+    #[serde(flatten)]
+    pub selection: BTreeMap<&'static str, Vec<String>>,
     /// Configure and build (nothing when up to date), then boot and tests, in seconds.
     pub build_s: f64,
     pub run_s: f64,
@@ -80,7 +86,8 @@ pub fn junit(run: &Run, report: &Report) -> String {
     let c = report.counts();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
-        "<testsuites name=\"kunit {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
+        "<testsuites name=\"{} {}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
+        run.tool,
         xml(&run.config),
         c.total(),
         c.failed,
@@ -133,7 +140,10 @@ pub fn summary(run: &Run, report: &Report) -> String {
                 Status::Crashed => "CRASHED",
                 _ => "TIMED OUT",
             };
-            out.push_str(&format!("[{what}] {}.{}\n", path.join("."), t.name));
+            // kselftest's directive is the test's exit status (`exit=127`: no interpreter).
+            let directive = t.directive.as_deref().map(|d| format!(" # {d}")).unwrap_or_default();
+            let name = path.iter().copied().chain([t.name.as_str()]).collect::<Vec<_>>().join(".");
+            out.push_str(&format!("[{what}] {name}{directive}\n"));
             for d in &t.diagnostics {
                 out.push_str(&format!("    {d}\n"));
             }
@@ -167,12 +177,12 @@ mod tests {
 
     fn run() -> Run {
         Run {
+            tool: "kunit",
             arch: "x86_64",
             config: "fast-kunit".into(),
             base: "fast".into(),
             release: "6.1.0".into(),
-            kunitconfigs: vec!["lib/kunit/.kunitconfig".into()],
-            filter_glob: vec![],
+            selection: [("kunitconfigs", vec!["lib/kunit/.kunitconfig".into()]), ("filter_glob", vec![])].into(),
             build_s: 1.0,
             run_s: 2.5,
             timed_out: false,
@@ -186,6 +196,8 @@ mod tests {
         let s = summary(&run(), &parse(LOG, End::Finished));
         assert!(s.starts_with("[FAILED] ex<&>.c\n    c: Expected 1 == 2\n"), "{s}");
         assert!(s.contains("Ran 3 tests in 1 suite: passed: 1, failed: 1, skipped: 1 (fast-kunit"), "{s}");
+        let s = summary(&run(), &parse("TAP version 13\n1..1\n# no bash\nnot ok 1 t.sh # exit=127\n", End::Finished));
+        assert!(s.starts_with("[FAILED] t.sh # exit=127\n    no bash\n"), "{s}");
     }
 
     #[test]
@@ -193,6 +205,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&json(&run(), &parse(LOG, End::Finished))).unwrap();
         assert_eq!(v["counts"]["failed"], 1);
         assert_eq!(v["arch"], "x86_64");
+        assert_eq!(v["kunitconfigs"][0], "lib/kunit/.kunitconfig");
         assert_eq!(v["tests"].as_array().unwrap().len(), 3);
         assert_eq!(v["tests"][2]["suite"], "ex<&>");
         assert_eq!(v["tests"][2]["status"], "failed");

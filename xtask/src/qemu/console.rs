@@ -262,6 +262,12 @@ impl Guest {
         Ok((code, out.lines().map(str::to_owned).collect()))
     }
 
+    /// Runs `argv` in the guest shell, passing what it prints to `sink` as it comes (pieces of
+    /// text, not lines), so a caller keeps it even when the run times out; returns its exit status.
+    pub fn run_with(&mut self, argv: &[String], sink: &mut dyn FnMut(&str) -> Result<()>) -> Result<i32> {
+        self.command(argv, None, sink)
+    }
+
     /// Types `argv` between markers and passes what it prints to `sink`.
     fn command(
         &mut self,

@@ -153,3 +153,55 @@ fn a_captured_run_gives_kunit_pys_counts() {
     assert_eq!(names(&r.suites[2..]), [("kunit-resource-test", Status::Crashed)]);
     assert_eq!(r.counts().crashed, 1);
 }
+
+/// What kselftest's run_kselftest.sh prints: a block per collection, each test's output as
+/// diagnostic lines before its result.
+const KSELFTEST: &str = "\
+TAP version 13
+1..1
+# selftests: size: get_size
+# TAP version 13
+# ok 1 get runtime memory use
+ok 1 selftests: size: get_size
+TAP version 13
+1..2
+# selftests: exec: execveat
+# ok 1 Check success of execveat(3, 'execveat', 0)... [OK]
+ok 1 selftests: exec: execveat
+# selftests: exec: load_address_4096
+# not ok 1 Failed to map
+not ok 2 selftests: exec: load_address_4096 # exit=1
+";
+
+#[test]
+fn top_level_blocks_each_with_its_plan() {
+    let r = parse(KSELFTEST, End::Finished);
+    assert_eq!(r.plan, Some(3));
+    assert_eq!(
+        names(&r.suites),
+        [
+            ("selftests: size: get_size", Status::Passed),
+            ("selftests: exec: execveat", Status::Passed),
+            ("selftests: exec: load_address_4096", Status::Failed)
+        ]
+    );
+    assert_eq!(r.suites[0].diagnostics, ["selftests: size: get_size", "TAP version 13", "ok 1 get runtime memory use"]);
+    assert_eq!(r.suites[2].directive.as_deref(), Some("exit=1"));
+}
+
+#[test]
+fn a_top_level_test_without_its_result_crashed_or_timed_out() {
+    let cut = KSELFTEST.find("not ok 2").unwrap();
+    let r = parse(&KSELFTEST[..cut], End::TimedOut);
+    let last = r.suites.last().unwrap();
+    assert_eq!((last.name.as_str(), last.status), ("test 2 (no result)", Status::Timeout));
+    assert_eq!(last.diagnostics, ["selftests: exec: load_address_4096", "not ok 1 Failed to map"]);
+    assert_eq!(r.counts().timeout, 1);
+    // A block whose plan is met leaves nothing running; the plan counts the block's own results.
+    let cut = KSELFTEST.find("# selftests: exec: load").unwrap();
+    assert_eq!(parse(&KSELFTEST[..cut], End::Finished).counts().crashed, 1);
+    let cut = KSELFTEST.find("TAP version 13\n1..2").unwrap();
+    assert_eq!(parse(&KSELFTEST[..cut], End::Finished).counts().total(), 1);
+    let r = parse("KTAP version 1\n1..2\nok 1 a\n[ 1.0] BUG: oops\n", End::Finished);
+    assert_eq!(names(&r.suites), [("a", Status::Passed), ("test 2 (no result)", Status::Crashed)]);
+}
