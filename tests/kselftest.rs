@@ -32,5 +32,5 @@ fn the_size_target_passes_with_exit_0_and_its_counts_in_json() {
     // The test's own TAP, with its memory figures, is its diagnostics.
     let diagnostics: Vec<&str> = test["diagnostics"].as_array().unwrap().iter().filter_map(|d| d.as_str()).collect();
     assert!(diagnostics.iter().any(|d| d.starts_with("ok 1 get runtime memory use")), "{diagnostics:?}");
-    assert!(stdout(&out).contains("Ran 1 tests in 1 suites: passed: 1"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Ran 1 test in 1 suite: passed: 1"), "{}", stdout(&out));
 }

@@ -156,8 +156,9 @@ pub fn summary(run: &Run, report: &Report) -> String {
         }
     }
     out.push_str(&format!(
-        "Testing complete. Ran {} tests in {} suite{}: {} ({} {} on {}; build {:.1} s, boot and tests {:.1} s)\n",
+        "Testing complete. Ran {} test{} in {} suite{}: {} ({} {} on {}; build {:.1} s, boot and tests {:.1} s)\n",
         c.total(),
+        if c.total() == 1 { "" } else { "s" },
         report.suites.len(),
         if report.suites.len() == 1 { "" } else { "s" },
         counts.join(", "),
@@ -198,6 +199,7 @@ mod tests {
         assert!(s.contains("Ran 3 tests in 1 suite: passed: 1, failed: 1, skipped: 1 (fast-kunit"), "{s}");
         let s = summary(&run(), &parse("TAP version 13\n1..1\n# no bash\nnot ok 1 t.sh # exit=127\n", End::Finished));
         assert!(s.starts_with("[FAILED] t.sh # exit=127\n    no bash\n"), "{s}");
+        assert!(s.contains("Ran 1 test in 1 suite: passed: 0, failed: 1"), "{s}");
     }
 
     #[test]
