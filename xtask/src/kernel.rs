@@ -179,10 +179,10 @@ fn run_profile(
         return Ok(Some(kernel));
     }
     // --configure makes .config from the file, whatever was edited since.
-    let dropped = unsaved::changes(&obj);
     let force = matches!(action, Action::Configure);
+    let dropped = if force { unsaved::changes(&obj) } else { Vec::new() };
     configure(ctx, &tree, &obj, path, text, profile, force)?;
-    if force && !dropped.is_empty() {
+    if !dropped.is_empty() {
         eprintln!("dropped unsaved changes to .config: {}", dropped.join(", "));
     }
     match action {

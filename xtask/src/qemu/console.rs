@@ -78,6 +78,17 @@ impl Drop for Guest {
     }
 }
 
+/// What one wake-up of a [`Guest`]'s reader brought.
+enum Woke {
+    /// Console text: whole lines, and pieces of an overlong one.
+    Text(Vec<Text>),
+    /// A line of qemu's stderr that is not fatal.
+    Qemu(String),
+    TimedOut,
+    /// qemu ended.
+    Exited(std::process::ExitStatus),
+}
+
 /// Console bytes [`Guest::run_to_end`] keeps.
 pub const MAX_KEPT: usize = 64 << 20;
 
@@ -149,37 +160,28 @@ impl Guest {
     /// bytes of lines are kept; later ones are only counted.
     pub fn run_to_end(argv: &[String], timeout: Option<Duration>, mut each: impl FnMut(&str)) -> Result<Ended> {
         let mut guest = Guest::start(argv, timeout)?;
-        let deadline = timeout.map(|t| guest.start + t);
+        // Its lines are kept here, within the bound, not in the boot log.
+        guest.logging = false;
         let mut ended = Ended { lines: Vec::new(), timed_out: false, host_s: 0.0, dropped: 0 };
         let mut kept = 0;
         loop {
-            let event = match deadline {
-                Some(d) => guest.rx.recv_timeout(d.saturating_duration_since(Instant::now())),
-                None => guest.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            let chunk = match event {
-                Ok(Event::Console(chunk)) => chunk,
-                Ok(Event::Qemu(line)) if is_qemu_error(&line) => {
-                    bail!("{}", failure(&causes(line, &guest.rx), guest.kvm))
+            match guest.wake()? {
+                Woke::Text(texts) => {
+                    for t in texts {
+                        each(&t.text);
+                        kept += t.text.len();
+                        match kept <= MAX_KEPT {
+                            true => ended.lines.push(t.text),
+                            false => ended.dropped += 1,
+                        }
+                    }
                 }
-                Ok(Event::Qemu(_)) => continue,
-                Err(RecvTimeoutError::Timeout) => {
+                Woke::Qemu(_) => {}
+                Woke::TimedOut => {
                     ended.timed_out = true;
                     break;
                 }
-                Err(RecvTimeoutError::Disconnected) => {
-                    guest.child.wait().context("waiting for qemu")?;
-                    break;
-                }
-            };
-            guest.partial.extend(chunk);
-            for t in split(&mut guest.partial, &mut guest.scanned) {
-                each(&t.text);
-                kept += t.text.len();
-                match kept <= MAX_KEPT {
-                    true => ended.lines.push(t.text),
-                    false => ended.dropped += 1,
-                }
+                Woke::Exited(_) => break,
             }
         }
         if !guest.partial.is_empty() {
@@ -192,10 +194,28 @@ impl Guest {
     /// Waits for more output; returns the console text it completed. qemu's stderr lines go to
     /// the log, and a fatal one ends the run. The deadline is checked on every wake-up.
     fn read(&mut self, what: &'static str) -> Result<Vec<Text>> {
+        match self.wake()? {
+            Woke::Text(texts) => Ok(texts),
+            Woke::Qemu(text) => {
+                self.log.push(Line { host_s: self.start.elapsed().as_secs_f64(), text, console: false });
+                Ok(Vec::new())
+            }
+            Woke::TimedOut => Err(TimedOut { after: self.timeout.unwrap_or_default(), what, tail: self.tail() }.into()),
+            Woke::Exited(status) => {
+                if let Some(panic) = self.recent.iter().find(|l| marker(l, &self.token) == Some(Marker::Panic)) {
+                    bail!("the kernel panicked during the {what}: {}\n{}", panic.trim(), self.tail());
+                }
+                bail!("qemu exited ({status}) during the {what}; last console lines:\n{}", self.tail())
+            }
+        }
+    }
+
+    /// Waits, until the deadline, for what qemu sends next; a fatal stderr line is an error. The
+    /// console text it completes goes to the boot log (while `logging`) and the recent lines.
+    fn wake(&mut self) -> Result<Woke> {
         let deadline = self.timeout.map(|t| self.start + t);
-        let timed_out = |g: &Guest| TimedOut { after: g.timeout.unwrap_or_default(), what, tail: g.tail() };
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(timed_out(self).into());
+            return Ok(Woke::TimedOut);
         }
         let event = match deadline {
             Some(d) => self.rx.recv_timeout(d.saturating_duration_since(Instant::now())),
@@ -204,17 +224,10 @@ impl Guest {
         let chunk = match event {
             Ok(Event::Console(chunk)) => chunk,
             Ok(Event::Qemu(line)) if is_qemu_error(&line) => bail!("{}", failure(&causes(line, &self.rx), self.kvm)),
-            Ok(Event::Qemu(text)) => {
-                self.log.push(Line { host_s: self.start.elapsed().as_secs_f64(), text, console: false });
-                return Ok(Vec::new());
-            }
-            Err(RecvTimeoutError::Timeout) => return Err(timed_out(self).into()),
+            Ok(Event::Qemu(text)) => return Ok(Woke::Qemu(text)),
+            Err(RecvTimeoutError::Timeout) => return Ok(Woke::TimedOut),
             Err(RecvTimeoutError::Disconnected) => {
-                let status = self.child.wait()?;
-                if let Some(panic) = self.recent.iter().find(|l| marker(l, &self.token) == Some(Marker::Panic)) {
-                    bail!("the kernel panicked during the {what}: {}\n{}", panic.trim(), self.tail());
-                }
-                bail!("qemu exited ({status}) during the {what}; last console lines:\n{}", self.tail())
+                return Ok(Woke::Exited(self.child.wait().context("waiting for qemu")?));
             }
         };
         self.partial.extend(chunk);
@@ -229,7 +242,7 @@ impl Guest {
             }
             self.recent.push_back(t.text.clone());
         }
-        Ok(texts)
+        Ok(Woke::Text(texts))
     }
 
     fn tail(&self) -> String {
