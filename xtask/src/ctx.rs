@@ -12,7 +12,7 @@ pub struct Settings {
     pub build: Option<Utf8PathBuf>,
     pub jobs: usize,
     pub runner: RunnerKind,
-    pub kernel_source: Option<Utf8PathBuf>,
+    pub kernel: KernelChoice,
     pub busybox_source: Option<Utf8PathBuf>,
     pub kernel_configs: Option<Utf8PathBuf>,
     pub ccache_dir: Option<Utf8PathBuf>,
@@ -31,7 +31,8 @@ pub struct Ctx {
     pub build: Utf8PathBuf,
     pub jobs: usize,
     pub runner_kind: RunnerKind,
-    pub kernel_source: Option<Utf8PathBuf>,
+    /// The kernel source: `--kernel-source`'s or a pin of `sources.txt`, as `--kernel-version` chose.
+    pub kernel: KernelChoice,
     pub busybox_source: Option<Utf8PathBuf>,
     pub kernel_configs: Option<Utf8PathBuf>,
     /// The compiler cache shared by every build, or None with --no-ccache.
@@ -56,8 +57,7 @@ impl Clone for RunnerSlot {
 
 impl Ctx {
     pub fn new(s: Settings) -> Result<Ctx> {
-        // xtask/ sits in the repository root: no need to search for it.
-        let root = Utf8Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+        let root = repo_root();
         let build = absolute(s.build.unwrap_or_else(|| root.join("build")))?;
         let ccache = match (s.no_ccache, s.ccache_dir) {
             (true, _) => None,
@@ -70,7 +70,7 @@ impl Ctx {
             build,
             jobs: s.jobs,
             runner_kind: s.runner,
-            kernel_source: s.kernel_source.map(absolute).transpose()?,
+            kernel: s.kernel,
             busybox_source: s.busybox_source.map(absolute).transpose()?,
             kernel_configs: s.kernel_configs.map(absolute).transpose()?,
             ccache,
@@ -94,6 +94,24 @@ impl Ctx {
     pub fn lock(&self, dir: &Utf8Path) -> Result<crate::lock::Lock> {
         crate::lock::take(self.runner_kind.engine(), dir)
     }
+}
+
+/// The checkout: xtask/ sits in the repository root, no need to search for it.
+pub fn repo_root() -> Utf8PathBuf {
+    Utf8Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// Which kernel source this command builds (`sources::kernel::choose` makes it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelChoice {
+    /// A tarball or tree of `--kernel-source`; None: a pin of `sources.txt`.
+    pub local: Option<Utf8PathBuf>,
+    /// The pin's version, when a pin was chosen.
+    pub pin: Option<String>,
+    /// What kernel folder names get after the config's name: None for the default source.
+    pub suffix: Option<String>,
+    /// `--kernel-version`, checked against the unpacked tree's Makefile.
+    pub wanted: Option<String>,
 }
 
 /// Paths given by the user are relative to where they typed the command; containers need absolute ones.

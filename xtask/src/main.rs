@@ -18,6 +18,7 @@ mod kernel;
 mod kselftest;
 mod kunit;
 mod lock;
+mod prebuilt;
 mod prepare;
 mod proc;
 mod qemu;
@@ -56,9 +57,14 @@ struct Cli {
     /// Folder for every build output [default: build/ in the repository].
     #[arg(long, global = true, env = "TEENY_BUILD_DIR", help_heading = GLOBAL)]
     build_dir: Option<Utf8PathBuf>,
-    /// Use this kernel tarball or source tree instead of the pinned download.
-    #[arg(long, global = true, env = "TEENY_KERNEL_SOURCE", help_heading = GLOBAL)]
-    kernel_source: Option<Utf8PathBuf>,
+    /// Use this kernel tarball or source tree instead of the pinned download; several,
+    /// comma-separated, for --kernel-version to pick from (the first is the default).
+    #[arg(long, global = true, env = "TEENY_KERNEL_SOURCE", value_name = "PATH[,PATH…]", value_delimiter = ',', help_heading = GLOBAL)]
+    kernel_source: Vec<Utf8PathBuf>,
+    /// Build this kernel version (`6.12` or `6.12.16`): a `linux` pin of sources.txt, or one
+    /// of --kernel-source's, by the version in its name [default: the first].
+    #[arg(long, global = true, env = "TEENY_KERNEL_VERSION", help_heading = GLOBAL)]
+    kernel_version: Option<String>,
     /// Use this busybox tarball or source tree instead of the pinned download.
     #[arg(long, global = true, env = "TEENY_BUSYBOX_SOURCE", help_heading = GLOBAL)]
     busybox_source: Option<Utf8PathBuf>,
@@ -202,6 +208,14 @@ fn split_config(spec: &str, arch: Option<&'static arch::Arch>) -> Result<(Option
     Ok((Some(named), name.to_owned()))
 }
 
+/// The kernel source of `--kernel-source` and `--kernel-version`.
+fn kernel_source(local: Vec<Utf8PathBuf>, wanted: Option<&str>) -> Result<ctx::KernelChoice> {
+    let local: Vec<Utf8PathBuf> =
+        local.into_iter().filter(|p| !p.as_str().is_empty()).map(ctx::absolute).collect::<Result<_>>()?;
+    let pins = if local.is_empty() { sources::pins(&ctx::repo_root())? } else { Vec::new() };
+    sources::kernel::choose(&pins, &local, wanted)
+}
+
 fn try_main() -> Result<()> {
     let mut cli = parse();
     // `qemu --kernel arm64/fast` and `kernel arm64/fast` set the arch, as bench's ARCH/NAME does.
@@ -220,7 +234,7 @@ fn try_main() -> Result<()> {
         build: cli.build_dir,
         jobs,
         runner: cli.runner,
-        kernel_source: cli.kernel_source,
+        kernel: kernel_source(cli.kernel_source, cli.kernel_version.as_deref())?,
         busybox_source: cli.busybox_source,
         kernel_configs: cli.kernel_configs,
         ccache_dir: cli.ccache_dir,

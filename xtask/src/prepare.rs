@@ -12,7 +12,7 @@ use anyhow::{Result, bail};
 pub fn check_paths(ctx: &Ctx) -> Result<()> {
     let paths = [
         ("build folder", Some(&ctx.build)),
-        ("kernel source", ctx.kernel_source.as_ref()),
+        ("kernel source", ctx.kernel.local.as_ref()),
         ("busybox source", ctx.busybox_source.as_ref()),
     ];
     for (what, path) in paths {

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
 mod download;
+pub mod kernel;
 
 pub use download::sha256_file;
 use download::{check_sha, download};
@@ -98,9 +99,19 @@ impl Tree {
 
 /// Makes the package's source tree available (download, verify, extract) and returns it.
 pub fn fetch(ctx: &Ctx, package: Package) -> Result<Tree> {
+    let tree = fetch_any(ctx, package)?;
+    if let (Package::Linux, Some(wanted)) = (package, &ctx.kernel.wanted)
+        && !kernel::matches(&tree.version, wanted)
+    {
+        bail!("--kernel-version {wanted}: the kernel source {} is {}", tree.dir, tree.version);
+    }
+    Ok(tree)
+}
+
+fn fetch_any(ctx: &Ctx, package: Package) -> Result<Tree> {
     let over = match package {
         Package::Busybox => &ctx.busybox_source,
-        Package::Linux => &ctx.kernel_source,
+        Package::Linux => &ctx.kernel.local,
     };
     match over {
         Some(p) if p.is_dir() => {
@@ -119,10 +130,14 @@ pub fn fetch(ctx: &Ctx, package: Package) -> Result<Tree> {
         }
         Some(p) => bail!("{} source override {p} does not exist", package.name()),
         None => {
-            let pins = pins(ctx)?;
+            let pins = pins(&ctx.root)?;
+            let version = match package {
+                Package::Linux => ctx.kernel.pin.as_deref(),
+                Package::Busybox => None,
+            };
             let pin = pins
                 .iter()
-                .find(|p| p.name == package.name())
+                .find(|p| p.name == package.name() && version.is_none_or(|v| p.version == v))
                 .with_context(|| format!("sources.txt has no `{}` line", package.name()))?;
             let downloads = downloads_dir(ctx);
             let tarball = downloads.join(pin.file_name());
@@ -189,8 +204,9 @@ fn unpacked_stamp(ctx: &Ctx, name: &str, sha: &str) -> Stamp {
     Stamp::new(ctx.build.join("src").join(format!(".{name}.stamp")), &[sha.as_bytes()])
 }
 
-fn pins(ctx: &Ctx) -> Result<Vec<Pin>> {
-    let path = ctx.root.join("sources.txt");
+/// The pins of the checkout's `sources.txt`.
+pub fn pins(root: &Utf8Path) -> Result<Vec<Pin>> {
+    let path = root.join("sources.txt");
     parse(path.as_str(), &fs::read_to_string(&path)?)
 }
 
