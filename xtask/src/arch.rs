@@ -45,6 +45,9 @@ pub struct Arch {
     pub console_options: &'static [&'static str],
     /// The ELF header's e_machine, to check that busybox was built for this architecture.
     pub elf_machine: u16,
+    /// Where the boot image's header says what it is, and what it says (x86's bzImage "HdrS",
+    /// arm64's and riscv64's Image magic): how `qemu --kernel-image` tells a file's arch.
+    pub image_magic: (usize, &'static [u8]),
     /// The program counter's name in qemu's `info registers` (`bench --profile` samples it).
     pub monitor_pc: &'static str,
     /// busybox settings this arch needs on top of `busybox-configs/busybox.config`.
@@ -84,6 +87,7 @@ pub const ARCHES: &[Arch] = &[
         console: "ttyS0",
         console_options: &["CONFIG_TTY=y", "CONFIG_SERIAL_8250=y", "CONFIG_SERIAL_8250_CONSOLE=y"],
         elf_machine: 62, // EM_X86_64
+        image_magic: (0x202, b"HdrS"),
         monitor_pc: "RIP",
         busybox: "",
         debian: "amd64",
@@ -110,6 +114,7 @@ pub const ARCHES: &[Arch] = &[
         console: "ttyAMA0", // the virt board's PL011 UART
         console_options: &["CONFIG_TTY=y", "CONFIG_SERIAL_AMBA_PL011=y", "CONFIG_SERIAL_AMBA_PL011_CONSOLE=y"],
         elf_machine: 183, // EM_AARCH64
+        image_magic: (0x38, b"ARM\x64"),
         monitor_pc: "PC",
         busybox: NO_SHA_NI,
         debian: "arm64",
@@ -140,6 +145,7 @@ pub const ARCHES: &[Arch] = &[
             "CONFIG_SERIAL_OF_PLATFORM=y",
         ],
         elf_machine: 243, // EM_RISCV
+        image_magic: (0x38, b"RSC\x05"),
         monitor_pc: "pc",
         busybox: NO_SHA_NI,
         debian: "riscv64",
@@ -172,6 +178,14 @@ impl Virtio {
         match self {
             Virtio::Pci => &["CONFIG_VIRTIO_MENU=y", "CONFIG_PCI=y", "CONFIG_VIRTIO_PCI=y"],
             Virtio::Mmio => &["CONFIG_VIRTIO_MENU=y", "CONFIG_VIRTIO_MMIO=y", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y"],
+        }
+    }
+
+    /// The module of the transport, in a kernel that has it as one.
+    pub fn modules(self) -> &'static [&'static str] {
+        match self {
+            Virtio::Pci => &["virtio_pci"],
+            Virtio::Mmio => &["virtio_mmio"],
         }
     }
 }

@@ -60,7 +60,7 @@ pub fn check(path: &Utf8Path, bytes: &[u8], arch: &Arch) -> Result<Elf> {
 }
 
 #[cfg(test)]
-mod image;
+pub mod image;
 
 #[cfg(test)]
 mod tests {

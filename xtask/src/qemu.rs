@@ -27,6 +27,14 @@ pub struct Options {
     /// The kernel config to boot (see `cargo xtask kernel --list`); ARCH/NAME sets --arch too.
     #[arg(long, default_value = "allnoconfig")]
     pub kernel: String,
+    /// Boot this kernel file instead of a config's (a bzImage, Image or vmlinux built elsewhere,
+    /// e.g. /boot/vmlinuz-RELEASE); its arch and release are read from it.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["kernel", "gdb"])]
+    pub kernel_image: Option<Utf8PathBuf>,
+    /// The modules of --kernel-image's kernel, for what the boot needs as modules (--share's 9p
+    /// and virtio) [default: /lib/modules/RELEASE].
+    #[arg(long, value_name = "DIR", requires = "kernel_image")]
+    pub modules_dir: Option<Utf8PathBuf>,
     /// Boot this initrd instead of build/initramfs-busybox-ARCH.cpio[.gz] (as the config says).
     #[arg(long)]
     pub initrd: Option<Utf8PathBuf>,
@@ -188,8 +196,15 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
         crate::gdb::check_free(ctx)?;
     }
     // A typo is the user's error (1), not a commit that does not build (125).
-    crate::kernel::check_name(ctx, &opts.kernel)?;
-    let built = kernel(ctx, opts).and_then(|kernel| {
+    if opts.kernel_image.is_none() {
+        crate::kernel::check_name(ctx, &opts.kernel)?;
+    }
+    // A file that is no kernel for this arch is the user's error too, found before anything is built.
+    let prebuilt = match &opts.kernel_image {
+        Some(image) => Some(crate::prebuilt::kernel(ctx, image, opts.modules_dir.as_deref(), &sets(ctx, opts)?)?),
+        None => None,
+    };
+    let built = prebuilt.map_or_else(|| kernel(ctx, opts), Ok).and_then(|kernel| {
         let initrd = match &opts.initrd {
             Some(p) => crate::ctx::absolute(p.clone())?,
             None => kernel.initrd(ctx, opts.no_build)?,
@@ -238,15 +253,24 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
 /// board's virtio transport) and `--gdb` (debug info, gdb scripts) need, such as
 /// `fast-share-debug` (the saved config stays as it is).
 fn kernel(ctx: &Ctx, opts: &Options) -> Result<Kernel> {
+    crate::kernel::variant(ctx, &opts.kernel, &sets(ctx, opts)?, opts.no_build)
+}
+
+/// What the boot needs of the kernel: `--share`'s 9p over the board's virtio, `--gdb`'s debug
+/// options.
+fn sets(ctx: &Ctx, opts: &Options) -> Result<Vec<OptionSet>> {
     let mut sets = Vec::new();
     if !opts.share.is_empty() {
-        let virtio = crate::kernel::profile(ctx, &opts.kernel)?.virtio.unwrap_or(ctx.arch.virtio);
+        let virtio = match opts.kernel_image {
+            Some(_) => ctx.arch.virtio,
+            None => crate::kernel::profile(ctx, &opts.kernel)?.virtio.unwrap_or(ctx.arch.virtio),
+        };
         sets.push(OptionSet::share(virtio));
     }
     if opts.gdb {
         sets.push(OptionSet::debug(ctx.arch));
     }
-    crate::kernel::variant(ctx, &opts.kernel, &sets, opts.no_build)
+    Ok(sets)
 }
 
 /// Boots, runs the command, returns its exit status.

@@ -15,6 +15,9 @@ use crate::kconfig;
 pub struct OptionSet {
     pub name: &'static str,
     pub lines: Vec<String>,
+    /// The modules that give these options in a kernel that has them as modules (a prebuilt
+    /// one, `qemu --kernel-image`): what init loads there.
+    pub modules: Vec<&'static str>,
 }
 
 /// What a share needs besides its virtio transport: 9p over virtio. 9p sits in the network
@@ -39,12 +42,13 @@ const DEBUG: &[&str] = &[
 
 impl OptionSet {
     pub fn new(name: &'static str, lines: impl IntoIterator<Item = impl Into<String>>) -> OptionSet {
-        OptionSet { name, lines: lines.into_iter().map(Into::into).collect() }
+        OptionSet { name, lines: lines.into_iter().map(Into::into).collect(), modules: Vec::new() }
     }
 
     /// `qemu --share`: 9p over the board's virtio transport.
     pub fn share(virtio: Virtio) -> OptionSet {
-        OptionSet::new("share", SHARE.iter().chain(virtio.kernel_options()).copied())
+        let modules = ["9p", "9pnet_virtio"].into_iter().chain(virtio.modules().iter().copied()).collect();
+        OptionSet { modules, ..OptionSet::new("share", SHARE.iter().chain(virtio.kernel_options()).copied()) }
     }
 
     /// `qemu --gdb`: DWARF, gdb scripts, symbols, frame pointers.
