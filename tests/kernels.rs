@@ -76,7 +76,9 @@ fn fast_builds_and_boots_on_the_second_kernel() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let release = stdout(&out).trim().to_owned();
     assert!(
-        release == version || release.starts_with(&format!("{version}.")) || release.starts_with(&format!("{version}-")),
+        release == version
+            || release.starts_with(&format!("{version}."))
+            || release.starts_with(&format!("{version}-")),
         "uname -r says {release}, --kernel-version {version}"
     );
     let obj = build_dir().join(format!("obj/linux-{}-fast-{version}", host().dir));

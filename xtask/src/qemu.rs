@@ -6,11 +6,13 @@
 //! the guest without ending qemu) end the run at once with their cause.
 
 mod console;
+mod kvm;
 mod process;
 mod protocol;
 pub mod share;
 
 pub use console::{Guest, Line, TimedOut};
+pub use kvm::preflight;
 use process::{Event, causes, failure, is_kvm, is_qemu_error, spawn};
 
 use crate::arch::Arch;
@@ -132,51 +134,6 @@ pub fn boot_argv(
         append: &append,
         qemu_args: &qemu_args,
     })
-}
-
-/// Fails with the cause when this user cannot use KVM; never falls back to emulation. Warns when
-/// KVM has no hardware virtualization under it (where the host's cpuinfo says).
-fn check_kvm(host: &Arch, dev: &Utf8Path) -> Result<()> {
-    match std::fs::OpenOptions::new().read(true).write(true).open(dev) {
-        Ok(_) => {
-            // Such a /dev/kvm virtualizes in software (e.g. kvm_pvm in a cloud VM). On one, the
-            // guest ran far slower than under TCG and died with "KVM internal error" ~145 s in.
-            let cpuinfo = fs_err::read_to_string("/proc/cpuinfo").unwrap_or_default();
-            if host.has_hardware_virtualization(&cpuinfo) == Some(false) {
-                eprintln!(
-                    "warning: --kvm: the CPU shows no hardware virtualization (none of {} in /proc/cpuinfo's flags); KVM may be slower than without --kvm, or fail",
-                    host.kvm_cpu_flags.join(", ")
-                );
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "--kvm: {dev} does not exist: load the module ({}) and enable virtualization in the firmware, or drop --kvm",
-            host.kvm_modules
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
-            "--kvm: no permission to use {dev}: add yourself to the kvm group (`sudo usermod -aG kvm $USER`, then log in again)"
-        ),
-        Err(e) => Err(e).with_context(|| format!("--kvm: cannot open {dev}")),
-    }
-}
-
-/// What must hold before anything is built for a boot: the arch's qemu is installed and, with
-/// `kvm`, KVM can run it.
-pub fn preflight(arch: &Arch, kvm: bool) -> Result<()> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if !std::env::split_paths(&path).any(|dir| dir.join(arch.qemu).is_file()) {
-        bail!(
-            "{} is not installed: install it with `sudo apt install {}` (Debian/Ubuntu)",
-            arch.qemu,
-            arch.qemu_package
-        );
-    }
-    if kvm {
-        arch.check_kvm()?;
-        check_kvm(arch, "/dev/kvm".into())?;
-    }
-    Ok(())
 }
 
 /// A headless run's exit status when nothing could be built to boot: what `git bisect run`
@@ -395,16 +352,5 @@ mod tests {
     #[test]
     fn kvm_adds_enable_kvm() {
         assert!(machine(true).contains(&"-enable-kvm".to_owned()));
-    }
-
-    #[test]
-    fn kvm_check_names_the_cause() {
-        let x86 = crate::arch::parse("x86_64").unwrap();
-        let err = check_kvm(x86, "/nonexistent/kvm".into()).unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/kvm does not exist") && err.contains("modprobe"), "{err}");
-        let dir = std::env::temp_dir().join(format!("teeny-kvm-{}", std::process::id()));
-        std::fs::write(&dir, b"").unwrap();
-        check_kvm(x86, Utf8Path::from_path(&dir).unwrap()).unwrap();
-        std::fs::remove_file(dir).unwrap();
     }
 }
