@@ -385,6 +385,35 @@ fn a_failing_kernel_build_exits_125_under_qemu_before_busybox_and_1_with_the_log
 }
 
 #[test]
+fn clang_builds_with_llvm_1_in_a_folder_of_its_own_beside_gccs() {
+    let _g = serial();
+    let fake = Fake::new("clang");
+    fake.config("tc", CONFIG);
+    let _ = std::fs::remove_dir_all(obj("tc-clang"));
+    assert!(fake.run(&["kernel", "tc"]).status.success());
+    let gcc = std::fs::read(obj("tc").join("vmlinux")).unwrap();
+    let out = fake.run(&["--toolchain", "clang", "kernel", "tc"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record = json(&obj("tc-clang").join("teeny-build.json"));
+    assert_eq!(str_at(&record, "/toolchain"), "clang");
+    assert_eq!(str_at(&record, "/compiler"), "clang (fakelinux) 0", "the compiler as the kernel's .config says");
+    let make: Vec<&str> = record["make"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert!(make.len() == 3 && make.iter().all(|m| m.split(' ').any(|w| w == "LLVM=1")), "{make:?}");
+    let vmlinux = String::from_utf8_lossy(&std::fs::read(obj("tc-clang").join("vmlinux")).unwrap()).into_owned();
+    assert!(vmlinux.contains("(clang (fakelinux) 0)") && vmlinux.contains(" LLVM=1\n"), "{vmlinux}");
+    // gcc's kernel is as it was, and up to date: the two never share a folder.
+    assert_eq!(std::fs::read(obj("tc").join("vmlinux")).unwrap(), gcc);
+    assert_eq!(str_at(&json(&obj("tc").join("teeny-build.json")), "/toolchain"), "gcc");
+    // An unknown toolchain is named with the known ones, from the flag or the variable.
+    let out = fake.run(&["--toolchain", "icc", "kernel", "tc"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("[possible values: gcc, clang]"), "{}", stderr(&out));
+    let out = fake.run_with(&["kernel", "tc"], &[("TEENY_TOOLCHAIN", Path::new("icc"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("TEENY_TOOLCHAIN=icc") && stderr(&out).contains("gcc, clang"), "{}", stderr(&out));
+}
+
+#[test]
 fn the_build_record_names_the_tree_the_compiler_the_commands_and_what_came_out() {
     let _g = serial();
     let fake = Fake::new("record");
@@ -406,7 +435,8 @@ fn the_build_record_names_the_tree_the_compiler_the_commands_and_what_came_out()
     assert!(record.pointer("/source/sha256").unwrap().is_null(), "a tree has no tarball checksum");
     let dot_config = std::fs::read_to_string(obj.join(".config")).unwrap();
     let cc = dot_config.lines().find_map(|l| l.strip_prefix("CONFIG_CC_VERSION_TEXT=")).unwrap();
-    assert_eq!(str_at(&record, "/gcc"), cc.trim_matches('"'));
+    assert_eq!(str_at(&record, "/compiler"), cc.trim_matches('"'));
+    assert_eq!(str_at(&record, "/toolchain"), "gcc");
     let make: Vec<&str> = record["make"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     let o = format!("make O={} ", obj.display());
     assert!(make.len() == 3 && make.iter().all(|m| m.starts_with(&o)), "{make:?}");

@@ -13,6 +13,7 @@ pub struct Settings {
     pub jobs: usize,
     pub runner: RunnerKind,
     pub kernel: KernelChoice,
+    pub toolchain: crate::toolchain::Toolchain,
     pub busybox_source: Option<Utf8PathBuf>,
     pub kernel_configs: Option<Utf8PathBuf>,
     pub ccache_dir: Option<Utf8PathBuf>,
@@ -33,6 +34,8 @@ pub struct Ctx {
     pub runner_kind: RunnerKind,
     /// The kernel source: `--kernel-source`'s or a pin of `sources.txt`, as `--kernel-version` chose.
     pub kernel: KernelChoice,
+    /// The kernel's compiler (`--toolchain`).
+    pub toolchain: crate::toolchain::Toolchain,
     pub busybox_source: Option<Utf8PathBuf>,
     pub kernel_configs: Option<Utf8PathBuf>,
     /// The compiler cache shared by every build, or None with --no-ccache.
@@ -71,6 +74,7 @@ impl Ctx {
             jobs: s.jobs,
             runner_kind: s.runner,
             kernel: s.kernel,
+            toolchain: s.toolchain,
             busybox_source: s.busybox_source.map(absolute).transpose()?,
             kernel_configs: s.kernel_configs.map(absolute).transpose()?,
             ccache,

@@ -22,7 +22,7 @@ pub use build::Kernel;
 use build::{built, compile};
 use configure::{bundled, configure, save};
 pub use make::make;
-use make::{REPRODUCIBLE, obj_dir};
+use make::{REPRODUCIBLE, args as make_args, obj_dir};
 use profile::load;
 pub use profile::{Profile, check_name, list};
 pub use record::FILE as RECORD;
@@ -214,7 +214,7 @@ fn inputs(ctx: &Ctx, tree: &Tree, text: &str, profile: &Profile) -> Result<Optio
     let (_, fragments) = bundled(ctx, tree, profile)?;
     let image = crate::builder::identity(ctx)?;
     let fragments: Vec<String> = fragments.into_iter().chain(profile.included.iter().cloned()).collect();
-    Ok(Some(inputs_hash(text, &fragments, source, &image, &ctx.arch.make_args())))
+    Ok(Some(inputs_hash(text, &fragments, source, &image, &make_args(ctx))))
 }
 
 /// The config file, the bundled fragments it merges, the source tarball's sha256, the builder

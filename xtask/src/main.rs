@@ -26,6 +26,7 @@ mod runner;
 mod sources;
 mod stamp;
 mod step;
+mod toolchain;
 
 use anyhow::Result;
 use camino::Utf8PathBuf;
@@ -65,6 +66,10 @@ struct Cli {
     /// of --kernel-source's, by the version in its name [default: the first].
     #[arg(long, global = true, env = "TEENY_KERNEL_VERSION", help_heading = GLOBAL)]
     kernel_version: Option<String>,
+    /// The kernel's compiler: gcc, or clang (LLVM=1, with lld and the llvm tools); busybox
+    /// is built with gcc either way.
+    #[arg(long, global = true, env = "TEENY_TOOLCHAIN", value_enum, default_value_t, help_heading = GLOBAL)]
+    toolchain: toolchain::Toolchain,
     /// Use this busybox tarball or source tree instead of the pinned download.
     #[arg(long, global = true, env = "TEENY_BUSYBOX_SOURCE", help_heading = GLOBAL)]
     busybox_source: Option<Utf8PathBuf>,
@@ -235,6 +240,7 @@ fn try_main() -> Result<()> {
         jobs,
         runner: cli.runner,
         kernel: kernel_source(cli.kernel_source, cli.kernel_version.as_deref())?,
+        toolchain: cli.toolchain,
         busybox_source: cli.busybox_source,
         kernel_configs: cli.kernel_configs,
         ccache_dir: cli.ccache_dir,

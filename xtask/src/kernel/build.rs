@@ -97,7 +97,8 @@ pub(super) fn compile(
         merge: profile.merge.clone(),
         source: record::Source { version: tree.version.clone(), sha256: tree.id.clone(), dir: tree.dir.clone() },
         builder_image: crate::prepare::runner(ctx)?.image().unwrap_or("host").to_owned(),
-        gcc: kconfig::value_of(&fs::read_to_string(obj.join(".config"))?, "CC_VERSION_TEXT")
+        toolchain: ctx.toolchain.name().to_owned(),
+        compiler: kconfig::value_of(&fs::read_to_string(obj.join(".config"))?, "CC_VERSION_TEXT")
             .map(|v| v.trim_matches('"').to_owned()),
         make: recipe.iter().map(|s| crate::runner::display(&s.argv)).collect(),
         duration_s: start.elapsed().as_secs_f64(),

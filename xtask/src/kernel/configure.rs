@@ -72,7 +72,7 @@ pub(super) fn configure(
     force: bool,
 ) -> Result<()> {
     let (bundled, bundled_texts) = bundled(ctx, tree, profile)?;
-    let args = ctx.arch.make_args();
+    let args = super::make::args(ctx);
     let mut inputs: Vec<&[u8]> = vec![text.as_bytes(), tree.dir.as_str().as_bytes(), tree.version.as_bytes()];
     inputs.extend(bundled_texts.iter().map(|t| t.as_bytes()));
     inputs.extend(profile.included.iter().map(|t| t.as_bytes()));
@@ -113,12 +113,12 @@ pub(super) fn configure(
 /// What kbuild exports that the kernel's Kconfig files read (`source "arch/$(SRCARCH)/Kconfig"`,
 /// `$(CC)` in compiler tests): explain.py runs outside make, so it gets them here. The tools
 /// get the arch's CROSS_COMPILE prefix, as in kbuild.
-fn kbuild_env(arch: &crate::arch::Arch) -> Vec<(&'static str, String)> {
-    let cross = arch.cross_compile();
+fn kbuild_env(arch: &crate::arch::Arch, toolchain: crate::toolchain::Toolchain) -> Vec<(&'static str, String)> {
     let mut env = vec![("ARCH", arch.kernel_arch.to_owned()), ("SRCARCH", arch.srcarch.to_owned())];
-    env.extend(
-        [("CC", "gcc"), ("LD", "ld"), ("NM", "nm"), ("OBJCOPY", "objcopy")].map(|(k, v)| (k, format!("{cross}{v}"))),
-    );
+    env.extend(toolchain.kbuild_tools(&arch.cross_compile()));
+    if toolchain.make_args().contains(&"LLVM=1") {
+        env.push(("LLVM", "1".to_owned()));
+    }
     env.extend([("PAHOLE", "pahole"), ("RUSTC", "rustc"), ("BINDGEN", "bindgen")].map(|(k, v)| (k, v.to_owned())));
     env
 }
@@ -133,7 +133,7 @@ pub(super) fn explain(
 ) -> Result<Vec<String>> {
     // kbuild computes it with `$(CC) --version`; conf wrote the result into .config.
     let cc_version = kconfig::value_of(effective, "CC_VERSION_TEXT").unwrap_or_default();
-    let env = kbuild_env(ctx.arch)
+    let env = kbuild_env(ctx.arch, ctx.toolchain)
         .iter()
         .fold(tree.step(&[]), |s, (k, v)| s.env(k, v))
         .env("KERNELVERSION", &tree.version)

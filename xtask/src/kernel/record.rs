@@ -18,8 +18,11 @@ pub struct Record {
     pub merge: Vec<String>,
     pub source: Source,
     pub builder_image: String,
-    /// The compiler, as the kernel's own .config records it (CONFIG_CC_VERSION_TEXT).
-    pub gcc: Option<String>,
+    /// `--toolchain`: gcc or clang (LLVM=1).
+    pub toolchain: String,
+    /// The compiler and its version, as the kernel's own .config records it
+    /// (CONFIG_CC_VERSION_TEXT: "gcc (Debian 12.2.0-14) 12.2.0", "Debian clang version 14.0.6").
+    pub compiler: Option<String>,
     /// The make command lines, in order: base target, olddefconfig, build.
     pub make: Vec<String>,
     pub duration_s: f64,
