@@ -46,10 +46,6 @@ pub struct Options {
     /// Boot the kernel and initramfs already built, without checking or building anything.
     #[arg(long)]
     pub no_build: bool,
-    /// Print the qemu command line (on stdout) that would boot what is built, and run nothing:
-    /// as --no-build, nothing is built or checked.
-    #[arg(long, conflicts_with = "gdb")]
-    pub dry_run: bool,
     /// Extra kernel command line arguments (after console= the arch's console and panic=-1).
     #[arg(long, allow_hyphen_values = true)]
     pub append: Vec<String>,
@@ -183,12 +179,12 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     let built = prebuilt.map_or_else(|| kernel(ctx, opts), Ok).and_then(|kernel| {
         let initrd = match &opts.initrd {
             Some(p) => crate::ctx::absolute(p.clone())?,
-            None => kernel.initrd(ctx, opts.no_build || opts.dry_run)?,
+            None => kernel.initrd(ctx, opts.no_build)?,
         };
         Ok((kernel, initrd))
     });
     let (kernel, initrd) = match built {
-        Err(e) if !opts.command.is_empty() && !opts.dry_run => {
+        Err(e) if !opts.command.is_empty() => {
             eprintln!("error: {e:#}");
             eprintln!("(exit status {NOT_RUN}: the command did not run; `git bisect run` skips such a commit)");
             return Ok(NOT_RUN);
@@ -207,10 +203,6 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     append.extend(opts.append.iter().cloned());
     qemu_args.extend(opts.qemu_args());
     let argv = boot_argv(&kernel, Some(&initrd), opts.kvm, &append, &qemu_args);
-    if opts.dry_run {
-        println!("{}", crate::runner::display(&argv));
-        return Ok(0);
-    }
     eprintln!("$ {}", crate::runner::display(&argv));
     if opts.command.is_empty() {
         eprintln!("(the terminal is the guest's serial console: Ctrl-a x quits qemu)");
@@ -233,7 +225,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
 /// board's virtio transport) and `--gdb` (debug info, gdb scripts) need, such as
 /// `fast-share-debug` (the saved config stays as it is).
 fn kernel(ctx: &Ctx, opts: &Options) -> Result<Kernel> {
-    crate::kernel::variant(ctx, &opts.kernel, &sets(ctx, opts)?, opts.no_build || opts.dry_run)
+    crate::kernel::variant(ctx, &opts.kernel, &sets(ctx, opts)?, opts.no_build)
 }
 
 /// What the boot needs of the kernel: `--share`'s 9p over the board's virtio, `--gdb`'s debug
