@@ -6,15 +6,6 @@ pub fn parse_seconds(s: &str) -> Result<u64, String> {
     s.parse().map_err(|_| format!("seconds as a whole number, 0 or more, not `{s}`"))
 }
 
-/// Guest memory as qemu's `-m` takes it: a number of MiB, or with a K, M, G or T suffix.
-pub fn parse_memory(s: &str) -> Result<String, String> {
-    let digits = s.strip_suffix(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']).unwrap_or(s);
-    match digits.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(s.to_owned()),
-        _ => Err(format!("a size as qemu's -m takes it (512M, 2G), not `{s}`")),
-    }
-}
-
 /// The environment variable behind an invalid value, when it came from there: clap names only
 /// the option (`--arch`) although the user never typed it.
 pub fn from_environment(cmd: &clap::Command, err: &clap::Error) -> Option<String> {
@@ -29,13 +20,8 @@ pub fn from_environment(cmd: &clap::Command, err: &clap::Error) -> Option<String
     if typed {
         return None;
     }
-    let text = err.to_string();
-    let first = text.lines().next().unwrap_or("");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    let mut why = first.rsplit_once("': ").map_or(first, |(_, w)| w).to_owned();
-    if let Some(clap::error::ContextValue::Strings(known)) = err.get(clap::error::ContextKind::ValidValue) {
-        why = format!("{why}; the known ones: {}", known.join(", "));
-    }
+    let why = err.to_string();
+    let why = why.lines().next().unwrap_or("").rsplit_once("': ").map_or(why.as_str(), |(_, w)| w).to_owned();
     Some(format!("{var}={value} (from the environment, for --{long}): {why}"))
 }
 

@@ -16,7 +16,6 @@ mod configure;
 mod make;
 mod profile;
 mod record;
-mod reproducer;
 mod unsaved;
 mod variant;
 pub use build::Kernel;

@@ -49,12 +49,6 @@ pub struct Options {
     /// Extra kernel command line arguments (after console= the arch's console and panic=-1).
     #[arg(long, allow_hyphen_values = true)]
     pub append: Vec<String>,
-    /// Virtual CPUs (qemu's -smp) [default: qemu's, one].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub cpus: Option<u32>,
-    /// Guest memory, as qemu takes it: 512M, 2G (qemu's -m) [default: the config's or qemu's, 128M].
-    #[arg(long, value_name = "SIZE", value_parser = crate::cli::parse_memory)]
-    pub memory: Option<String>,
     /// Extra qemu arguments, split at spaces (e.g. --qemu-args "-m 512M -smp 2").
     #[arg(long, allow_hyphen_values = true)]
     pub qemu_args: Option<String>,
@@ -79,18 +73,9 @@ pub struct Options {
 }
 
 impl Options {
-    /// `--cpus` and `--memory` as qemu's `-smp` and `-m`, then `--qemu-args` split at spaces:
-    /// after the config's own (which they override), in this order.
+    /// `--qemu-args`, split at spaces.
     fn qemu_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        if let Some(cpus) = self.cpus {
-            args.extend(["-smp".to_owned(), cpus.to_string()]);
-        }
-        if let Some(memory) = &self.memory {
-            args.extend(["-m".to_owned(), memory.clone()]);
-        }
-        args.extend(self.qemu_args.as_deref().unwrap_or_default().split_whitespace().map(String::from));
-        args
+        self.qemu_args.as_deref().unwrap_or_default().split_whitespace().map(String::from).collect()
     }
 
     /// Bounds the whole headless run, boot and command; `None`: no bound (`--timeout 0`).
@@ -362,21 +347,6 @@ mod tests {
         assert_eq!(argv[2], "/o/vmlinux", "boots the image the config names");
         assert!(argv.contains(&"console=ttyS0 panic=-1 quiet loglevel=8".to_owned()), "{argv:?}");
         assert_eq!(argv[argv.len() - 4..], ["-M", "microvm", "-m", "64M"]);
-    }
-
-    #[test]
-    fn cpus_and_memory_come_before_the_users_qemu_args() {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            qemu: Options,
-        }
-        let opts = Cli::try_parse_from(["q", "--cpus", "2", "--memory", "1G", "--qemu-args", "-m 2G"]).unwrap().qemu;
-        assert_eq!(opts.qemu_args(), ["-smp", "2", "-m", "1G", "-m", "2G"]);
-        assert!(Cli::try_parse_from(["q", "--cpus", "0"]).is_err());
-        let err = Cli::try_parse_from(["q", "--memory", "lots"]).err().unwrap().to_string();
-        assert!(err.contains("`lots`") && err.contains("512M"), "{err}");
     }
 
     #[test]

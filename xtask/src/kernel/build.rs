@@ -82,10 +82,14 @@ pub(super) fn compile(
     // kbuild deletes the target a failed rule was writing (.DELETE_ON_ERROR), so a build that
     // ran out of space resumes cleanly once there is room; say so before it starts, not deep in it.
     crate::disk::require_space(obj, crate::disk::GIB, &format!("building the kernel in {obj}"))?;
-    // The record and the reproducer first: a killed build leaves `"status": "running"`.
-    let mut record = record::Record {
-        status: "running",
-        error: None,
+    let stats_log = obj.join(".teeny-ccache-stats.log");
+    let build = crate::distcc::compile(ctx, &stats_log, |jobs| make(ctx, tree, obj, &[&format!("-j{jobs}")]))?;
+    install_modules(ctx, tree, obj, profile)?;
+    let kernel = built(ctx, obj, profile)?;
+    kernel.report()?;
+    let ccache = crate::ccache::stats(&stats_log);
+    let recipe = [make(ctx, tree, obj, &[&profile.base]), make(ctx, tree, obj, &["olddefconfig"]), build];
+    let record = record::Record {
         config: name.to_owned(),
         arch: ctx.arch.name.to_owned(),
         config_sha256: sha256_hex(&[text.as_bytes()]),
@@ -96,56 +100,15 @@ pub(super) fn compile(
         toolchain: ctx.toolchain.name().to_owned(),
         compiler: kconfig::value_of(&fs::read_to_string(obj.join(".config"))?, "CC_VERSION_TEXT")
             .map(|v| v.trim_matches('"').to_owned()),
-        make: [&profile.base, "olddefconfig"].map(|t| crate::runner::display(&make(ctx, tree, obj, &[t]).argv)).into(),
-        duration_s: 0.0,
-        vmlinux: None,
-        bzimage: None,
-        ccache: None,
-        unsaved_changes: super::unsaved::changes(obj),
-        warnings: 0,
+        make: recipe.iter().map(|s| crate::runner::display(&s.argv)).collect(),
+        duration_s: start.elapsed().as_secs_f64(),
+        vmlinux: record::Artifact::of(&kernel.vmlinux)?,
+        bzimage: record::Artifact::of(&kernel.boot_image)?,
+        ccache,
+        unsaved_changes: kernel.unsaved.clone(),
+        warnings: record::warnings(&fs::read_to_string(crate::prepare::runner(ctx)?.log_path(&recipe[2]))?),
     };
-    record.write(obj)?;
-    let script = super::reproducer::script(&super::reproducer::inputs(ctx, name, text));
-    let reproducer = obj.join(super::reproducer::FILE);
-    write_atomic(&reproducer, script.as_bytes())?;
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&reproducer, std::fs::Permissions::from_mode(0o755))?;
-    let result = build_and_install(ctx, tree, obj, profile, &mut record);
-    record.duration_s = start.elapsed().as_secs_f64();
-    match result {
-        Ok(kernel) => {
-            record.status = "pass";
-            record.write(obj)?;
-            Ok(kernel)
-        }
-        Err(e) => {
-            record.status = "fail";
-            record.error = Some(format!("{e:#}").lines().next().unwrap_or_default().to_owned());
-            record.write(obj)?;
-            Err(e)
-        }
-    }
-}
-
-/// make, the modules, the kernel's report; fills the record's results in.
-fn build_and_install(
-    ctx: &Ctx,
-    tree: &Tree,
-    obj: &Utf8Path,
-    profile: &Profile,
-    record: &mut record::Record,
-) -> Result<Kernel> {
-    let stats_log = obj.join(".teeny-ccache-stats.log");
-    let build = crate::distcc::compile(ctx, &stats_log, |jobs| make(ctx, tree, obj, &[&format!("-j{jobs}")]))?;
-    record.make.push(crate::runner::display(&build.argv));
-    record.warnings = record::warnings(&fs::read_to_string(crate::prepare::runner(ctx)?.log_path(&build))?);
-    install_modules(ctx, tree, obj, profile)?;
-    let kernel = built(ctx, obj, profile)?;
-    kernel.report()?;
-    record.ccache = crate::ccache::stats(&stats_log);
-    record.vmlinux = Some(record::Artifact::of(&kernel.vmlinux)?);
-    record.bzimage = Some(record::Artifact::of(&kernel.boot_image)?);
-    record.unsaved_changes = kernel.unsaved.clone();
+    write_atomic(&obj.join(record::FILE), serde_json::to_string_pretty(&record)?.as_bytes())?;
     Ok(kernel)
 }
 

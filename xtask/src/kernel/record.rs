@@ -9,10 +9,6 @@ pub const FILE: &str = "teeny-build.json";
 
 #[derive(Serialize)]
 pub struct Record {
-    /// `running` from before make starts (a killed build leaves it so), then `pass` or `fail`.
-    pub status: &'static str,
-    /// Why it failed: the error's first line.
-    pub error: Option<String>,
     pub config: String,
     /// The `--arch` it was built for.
     pub arch: String,
@@ -27,14 +23,13 @@ pub struct Record {
     /// The compiler and its version, as the kernel's own .config records it
     /// (CONFIG_CC_VERSION_TEXT: "gcc (Debian 12.2.0-14) 12.2.0", "Debian clang version 14.0.6").
     pub compiler: Option<String>,
-    /// The make command lines, in order: base target, olddefconfig, build (once it ran).
+    /// The make command lines, in order: base target, olddefconfig, build.
     pub make: Vec<String>,
     pub duration_s: f64,
-    /// None until the build passed.
-    pub vmlinux: Option<Artifact>,
+    pub vmlinux: Artifact,
     /// The arch's boot image (bzImage on x86, Image on arm64 and riscv64); the key keeps its x86
     /// name for the readers of existing records.
-    pub bzimage: Option<Artifact>,
+    pub bzimage: Artifact,
     /// None with --no-ccache.
     pub ccache: Option<crate::ccache::Stats>,
     /// Hand edits of `.config` that the config file does not hold, as `.config` has them.
@@ -60,13 +55,6 @@ pub struct Artifact {
 impl Artifact {
     pub fn of(path: &Utf8Path) -> Result<Artifact> {
         Ok(Artifact { bytes: fs_err::metadata(path)?.len(), sha256: crate::sources::sha256_file(path, None)? })
-    }
-}
-
-impl Record {
-    /// Written atomically, each time the status changes.
-    pub fn write(&self, obj: &Utf8Path) -> Result<()> {
-        crate::ctx::write_atomic(&obj.join(FILE), serde_json::to_string_pretty(self)?.as_bytes())
     }
 }
 
