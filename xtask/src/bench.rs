@@ -56,6 +56,8 @@ pub struct Options {
     /// Seconds to wait for each boot to reach the shell.
     #[arg(long, default_value_t = 120, value_parser = crate::cli::parse_seconds, allow_hyphen_values = true)]
     pub timeout: u64,
+    #[command(flatten)]
+    pub guest: crate::qemu::Resources,
 }
 
 /// One config's row: sizes in bytes, times in seconds. Missing values: it failed (see `error`).
@@ -78,6 +80,11 @@ struct Row {
     host_wall_s_min: Option<f64>,
     host_wall_s_max: Option<f64>,
     accel: &'static str,
+    /// `--cpus` and `--memory`, when given (else qemu's defaults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpus: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<String>,
     runs: usize,
     /// The kernel's build record (`teeny-build.json` of its O= folder).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -148,7 +155,8 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
     let mut rows = Vec::new();
     let mut written = Vec::new();
     for t @ (arch, config) in &targets {
-        let mut row = Row { config: config.clone(), arch: arch.name, accel, ..Row::default() };
+        let (cpus, memory) = (opts.guest.cpus, opts.guest.memory.clone());
+        let mut row = Row { config: config.clone(), arch: arch.name, accel, cpus, memory, ..Row::default() };
         let profile = profiled.as_ref() == Some(t);
         let draw = profile || graph.as_ref() == Some(t);
         let measured = measure(ctx_of(arch), opts, &mut row).and_then(|kernel| match draw {
@@ -213,7 +221,7 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
     row.boot_image_bytes = Some(fs::metadata(&kernel.image)?.len());
     let initrd = kernel.initrd(ctx, false)?;
     row.initramfs_bytes = Some(fs::metadata(&initrd)?.len());
-    let argv = qemu::boot_argv(&kernel, Some(&initrd), opts.kvm, &[], &[]);
+    let argv = qemu::boot_argv(&kernel, Some(&initrd), opts.kvm, &opts.guest, &[], &[]);
     let (mut guest, mut host) = (Vec::new(), Vec::new());
     for i in 1..=opts.runs {
         eprintln!("boot {i}/{} of {}: $ {}", opts.runs, row.config, crate::runner::display(&argv));
@@ -286,6 +294,8 @@ mod tests {
             host_wall_s_min: ok.then_some(1.0),
             host_wall_s_max: ok.then_some(2.0),
             accel: "tcg",
+            cpus: None,
+            memory: None,
             runs: if ok { 3 } else { 0 },
             build: ok.then(|| serde_json::json!({"config": config, "ccache": {"hits": 1, "misses": 2}})),
             timeline: None,

@@ -48,7 +48,7 @@ pub fn boot(
     let initrd = kernel.initrd(ctx, false)?;
     let append = INSTRUMENTED.map(String::from);
     let qemu_args = if profile { sampler::qemu_args(&socket) } else { Vec::new() };
-    let argv = qemu::boot_argv(kernel, Some(&initrd), opts.kvm, &append, &qemu_args);
+    let argv = qemu::boot_argv(kernel, Some(&initrd), opts.kvm, &opts.guest, &append, &qemu_args);
     eprintln!("instrumented boot of {}: $ {}", row.config, crate::runner::display(&argv));
     // A socket left by an earlier run would make qemu fail to listen.
     let _ = std::fs::remove_file(&socket);
