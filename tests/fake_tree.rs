@@ -275,6 +275,8 @@ fn a_build_killed_with_sigkill_takes_its_container_along_and_leaves_its_lock_to_
     // SAFETY: as in `interrupt`.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     assert_eq!(finish(child).status.code(), None);
+    let record = json(&obj("stale").join("teeny-build.json"));
+    assert_eq!(str_at(&record, "/status"), "running", "a killed build's record: {record:#}");
     // Nothing could stop its container but the container itself: its input ended with xtask.
     wait_until(Duration::from_secs(10), "the killed build's container is gone by itself", || {
         common::containers_of(pid).is_empty()
@@ -419,7 +421,64 @@ fn the_build_record_names_the_tree_the_compiler_the_commands_and_what_came_out()
         assert_eq!(record[key]["sha256"].as_str().unwrap().len(), 64);
     }
     assert_eq!(record["warnings"].as_u64(), Some(0));
+    assert_eq!(str_at(&record, "/status"), "pass");
+    assert!(record.get("error").is_none(), "{record:#}");
     assert_eq!(files_of(&fake.tree), before, "the build wrote into the tree");
+
+    // The reproducer beside it: a script for sh that builds this config again from a clone.
+    let reproducer = obj.join("reproducer");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&reproducer).unwrap().permissions());
+    assert_eq!(mode & 0o111, 0o111, "the reproducer is not executable");
+    let script = std::fs::read_to_string(&reproducer).unwrap();
+    assert!(script.starts_with("#!/bin/sh\n") && script.contains("\nset -eu\n"), "{script}");
+    let last = script.lines().last().unwrap();
+    let expected = format!(
+        "cargo xtask --arch {} --kernel-source {} --kernel-configs {} kernel record",
+        host().name,
+        fake.tree.display(),
+        fake.configs.display()
+    );
+    assert_eq!(last, expected, "{script}");
+    // This repository is a git checkout: the clone checks out the commit that built it.
+    let head = Command::new("git").arg("-C").arg(common::root()).args(["rev-parse", "HEAD"]).output().unwrap();
+    let head = common::stdout(&head).trim().to_owned();
+    assert!(script.contains(&format!("\ngit checkout {head}\n")), "{script}");
+    assert!(script.contains(&format!("\nexport TEENY_DOWNLOADS={}\n", common::downloads().display())), "{script}");
+    let parsed = Command::new("sh").arg("-n").arg(&reproducer).status().unwrap();
+    assert!(parsed.success(), "sh -n {}: {script}", reproducer.display());
+}
+
+#[test]
+fn the_build_record_says_running_during_a_build_then_pass_or_fail_with_the_error() {
+    let _g = serial();
+    let fake = Fake::new("status");
+    fake.config("status", CONFIG);
+    fake.switches("FAKE_SLOW = 5\n");
+    let record = || json(&obj("status").join("teeny-build.json"));
+    let child = fake.start_slow_build("status");
+    // Written before make ran, with what was known then; what came out is not there yet.
+    let running = record();
+    assert_eq!(str_at(&running, "/status"), "running", "{running:#}");
+    assert_eq!(str_at(&running, "/config"), "status");
+    assert_eq!(running["make"].as_array().map(Vec::len), Some(3), "{running:#}");
+    assert!(str_at(&running, "/started").ends_with('Z'), "{running:#}");
+    for key in ["vmlinux", "bzimage", "duration_s"] {
+        assert!(running[key].is_null(), "{key} while running: {running:#}");
+    }
+    assert!(obj("status").join("reproducer").is_file(), "the reproducer is written with the first record");
+    assert!(finish(child).status.success());
+    let passed = record();
+    assert_eq!(str_at(&passed, "/status"), "pass");
+    assert!(passed["vmlinux"]["bytes"].as_u64().is_some() && passed["duration_s"].as_f64().is_some(), "{passed:#}");
+
+    fake.switches("FAKE_FAIL = 1\n");
+    let out = fake.run(&["kernel", "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let failed = record();
+    assert_eq!(str_at(&failed, "/status"), "fail", "{failed:#}");
+    let error = str_at(&failed, "/error");
+    assert!(error.contains("failed: exit status: 2") && !error.contains('\n'), "{error}");
+    assert!(failed["vmlinux"].is_null(), "a failed build names no kernel: {failed:#}");
 }
 
 #[test]

@@ -86,7 +86,8 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
         eprintln!("saved {} changed setting(s) to {fragment_path}", kconfig::changed(&fragment_text, &text).len());
     }
     let stats_log = obj.join(".teeny-ccache-stats.log");
-    crate::distcc::compile(ctx, &stats_log, |jobs| step(&[&format!("-j{jobs}")]))?;
+    let jobs = crate::distcc::jobs(ctx)?;
+    crate::distcc::compile(ctx, &stats_log, step(&[&format!("-j{jobs}")]))?;
     crate::ccache::stats(&stats_log);
     let binary = obj.join("busybox");
     let bytes = fs::read(&binary)?;

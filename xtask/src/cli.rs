@@ -20,6 +20,37 @@ pub fn parse_memory(s: &str) -> Result<String, String> {
     }
 }
 
+/// The words of a command line without the global options and their values (`args` without
+/// the program's name): what a `reproducer` repeats after writing the global options that
+/// matter itself. Everything after `--` is kept.
+pub fn command_words(cmd: &clap::Command, args: &[String]) -> Vec<String> {
+    let globals: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| a.is_global_set()).collect();
+    let takes_value = |a: &clap::Arg| a.get_action().takes_values();
+    let (mut words, mut rest) = (Vec::new(), args.iter());
+    while let Some(word) = rest.next() {
+        if word == "--" {
+            words.push(word.clone());
+            words.extend(rest.by_ref().cloned());
+            break;
+        }
+        let long = word.strip_prefix("--").map(|w| w.split_once('=').map_or((w, false), |(n, _)| (n, true)));
+        let short = word.strip_prefix('-').filter(|w| !w.starts_with('-')).and_then(|w| w.chars().next());
+        let global = globals.iter().find(|a| match (long, short) {
+            (Some((name, _)), _) => a.get_long() == Some(name),
+            (None, Some(c)) => a.get_short() == Some(c),
+            _ => false,
+        });
+        match global {
+            None => words.push(word.clone()),
+            // `--arch arm64`, `-j 4`: the value is the next word; `--arch=arm64`, `-j4`: this one.
+            Some(a) if takes_value(a) && long.is_some_and(|(_, eq)| !eq) => drop(rest.next()),
+            Some(a) if takes_value(a) && long.is_none() && word.len() == 2 => drop(rest.next()),
+            Some(_) => {}
+        }
+    }
+    words
+}
+
 /// The environment variable behind an invalid value, when it came from there: clap names only
 /// the option (`--arch`) although the user never typed it.
 pub fn from_environment(cmd: &clap::Command, err: &clap::Error) -> Option<String> {

@@ -16,10 +16,11 @@ mod configure;
 mod make;
 mod profile;
 mod record;
+mod reproducer;
 mod unsaved;
 mod variant;
 pub use build::Kernel;
-use build::{built, compile};
+use build::built;
 use configure::{bundled, configure, save};
 pub use make::make;
 use make::{REPRODUCIBLE, obj_dir};
@@ -83,7 +84,17 @@ pub enum Action {
 /// Configures (and, for `Action::Build`, builds) the named kernel.
 pub fn run(ctx: &Ctx, name: &str, action: Action) -> Result<Option<Kernel>> {
     let (path, text, profile) = load(ctx, name)?;
-    run_profile(ctx, name, &path, &text, &profile, action)
+    run_profile(ctx, &Config { name, path: &path, text: &text, profile: &profile, variant_of: None }, action)
+}
+
+/// A kernel config as a build takes it: its name, file, text and parsed profile, and for a
+/// variant the config it is a variant of.
+pub(super) struct Config<'a> {
+    pub name: &'a str,
+    pub path: &'a Utf8Path,
+    pub text: &'a str,
+    pub profile: &'a Profile,
+    pub variant_of: Option<&'a str>,
 }
 
 /// Configures and builds the named kernel: what `qemu` and `bench` boot.
@@ -113,7 +124,8 @@ pub fn variant(ctx: &Ctx, name: &str, sets: &[OptionSet], no_build: bool) -> Res
                 .context(no_build_hint)
                 .inspect(|k| unsaved::warn("built", &k.unsaved)),
             false => {
-                Ok(run_profile(ctx, name, &path, &text, &profile, Action::Build)?.expect("a build returns a kernel"))
+                let config = Config { name, path: &path, text: &text, profile: &profile, variant_of: None };
+                Ok(run_profile(ctx, &config, Action::Build)?.expect("a build returns a kernel"))
             }
         };
     }
@@ -129,7 +141,8 @@ pub fn variant(ctx: &Ctx, name: &str, sets: &[OptionSet], no_build: bool) -> Res
     let text = variant::compose(&text, sets);
     write_atomic(&path, text.as_bytes())?;
     let profile = profile::read(ctx, &path, &text)?;
-    Ok(run_profile(ctx, &variant_name, &path, &text, &profile, Action::Build)?.expect("a build returns a kernel"))
+    let config = Config { name: &variant_name, path: &path, text: &text, profile: &profile, variant_of: Some(name) };
+    Ok(run_profile(ctx, &config, Action::Build)?.expect("a build returns a kernel"))
 }
 
 /// The config NAME, parsed.
@@ -145,15 +158,9 @@ fn configured(ctx: &Ctx, name: &str, path: &Utf8Path, text: &str, profile: &Prof
     configure(ctx, &tree, &obj, path, text, profile, false)
 }
 
-fn run_profile(
-    ctx: &Ctx,
-    name: &str,
-    path: &Utf8Path,
-    text: &str,
-    profile: &Profile,
-    action: Action,
-) -> Result<Option<Kernel>> {
+fn run_profile(ctx: &Ctx, config: &Config, action: Action) -> Result<Option<Kernel>> {
     let start = std::time::Instant::now();
+    let (name, path, text, profile) = (config.name, config.path, config.text, config.profile);
     let tree = sources::fetch(ctx, Package::Linux)?;
     let obj = obj_dir(ctx, name);
     let _lock = ctx.lock(&obj)?;
@@ -178,6 +185,15 @@ fn run_profile(
         kernel.report()?;
         return Ok(Some(kernel));
     }
+    if let Action::Build = action {
+        // Until this build succeeds, nothing is up to date (its record says it failed).
+        stamp("").clear();
+        let kernel = build::build(ctx, &tree, &obj, config, start)?;
+        if let Some(inputs) = inputs {
+            stamp(&inputs).write()?;
+        }
+        return Ok(Some(kernel));
+    }
     // --configure makes .config from the file, whatever was edited since.
     let force = matches!(action, Action::Configure);
     let dropped = if force { unsaved::changes(&obj) } else { Vec::new() };
@@ -186,15 +202,6 @@ fn run_profile(
         eprintln!("dropped unsaved changes to .config: {}", dropped.join(", "));
     }
     match action {
-        Action::Build => {
-            unsaved::warn("building", &unsaved::changes(&obj));
-            stamp("").clear();
-            let kernel = compile(ctx, &tree, &obj, name, text, profile, start)?;
-            if let Some(inputs) = inputs {
-                stamp(&inputs).write()?;
-            }
-            Ok(Some(kernel))
-        }
         Action::Configure => Ok(None),
         Action::Edit(tool) => {
             let tool = format!("{tool:?}").to_lowercase();
@@ -203,7 +210,7 @@ fn run_profile(
             save(ctx, &tree, &obj, path, text, profile)?;
             Ok(None)
         }
-        Action::Save => unreachable!("handled above"),
+        Action::Build | Action::Save => unreachable!("handled above"),
     }
 }
 

@@ -6,6 +6,7 @@ mod builder;
 mod busybox;
 mod ccache;
 mod cli;
+mod clock;
 mod ctx;
 mod disk;
 mod distcc;
@@ -22,6 +23,7 @@ mod prepare;
 mod proc;
 mod qemu;
 mod runner;
+mod shell;
 mod sources;
 mod stamp;
 mod step;
@@ -227,6 +229,7 @@ fn try_main() -> Result<()> {
         no_ccache: cli.no_ccache,
         distcc: cli.distcc,
         verbose: cli.verbose,
+        command: cli::command_words(&Cli::command(), &std::env::args().skip(1).collect::<Vec<_>>()),
     })?;
     // Before anything is written: a build folder make cannot use gets no lock file either.
     prepare::check_paths(&ctx)?;
@@ -276,6 +279,18 @@ mod tests {
         );
         assert_eq!(cli::misplaced_option(&Cli::command(), "--no-such-flag"), None);
         assert_eq!(cli::misplaced_option(&Cli::command(), "-x"), None);
+    }
+
+    #[test]
+    fn the_command_words_are_the_command_line_without_the_global_options() {
+        let words = |line: &str| {
+            let args: Vec<String> = line.split(' ').map(String::from).collect();
+            cli::command_words(&Cli::command(), &args).join(" ")
+        };
+        assert_eq!(words("--arch arm64 -j 4 kunit --kernel fast -v"), "kunit --kernel fast");
+        assert_eq!(words("kunit --arch=riscv64 -j4 --no-ccache --kernel=fast"), "kunit --kernel=fast");
+        assert_eq!(words("--distcc a,b qemu --share /x -- --arch x"), "qemu --share /x -- --arch x");
+        assert_eq!(words("--build-dir /b kernel --arch arm64 fast"), "kernel fast");
     }
 
     #[test]

@@ -40,16 +40,7 @@ impl RunnerKind {
 
 /// Quotes an argv for display only (commands are never run through a shell).
 pub fn display(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_=./:,+@%".contains(c)) {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::shell::join(argv)
 }
 
 /// Runs steps in the container or on the host. Output goes to a log under `logs`; the terminal

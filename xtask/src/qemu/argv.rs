@@ -133,7 +133,10 @@ mod tests {
         let resources = Resources { cpus: Some(2), memory: Some("1G".into()) };
         let argv = machine_of("arm64", false, &resources);
         // The caller's `-m 512M` comes last, so it wins over --memory, as qemu takes the last -m.
-        assert_eq!(argv[argv.len() - 10..], ["-M", "virt", "-cpu", "cortex-a57", "-smp", "2", "-m", "1G", "-m", "512M"]);
+        assert_eq!(
+            argv[argv.len() - 10..],
+            ["-M", "virt", "-cpu", "cortex-a57", "-smp", "2", "-m", "1G", "-m", "512M"]
+        );
         let only_cpus = Resources { cpus: Some(4), memory: None };
         let argv = machine_of("x86_64", false, &only_cpus);
         assert_eq!(argv[argv.len() - 4..], ["-smp", "4", "-m", "512M"]);
