@@ -86,6 +86,20 @@ fn files_of(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Every file and folder under `dir` with its size and time of change: what a run that writes
+/// nothing (a dry run) leaves as it was, temporary files made and removed included.
+fn listing(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut all: Vec<_> = files_of(dir)
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::symlink_metadata(dir.join(&p)).unwrap();
+            (p, meta.len(), meta.modified().unwrap())
+        })
+        .collect();
+    all.push((PathBuf::new(), 0, std::fs::metadata(dir).unwrap().modified().unwrap()));
+    all
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -936,4 +950,49 @@ fn a_build_folder_without_room_for_a_kernel_is_named_with_the_figures_before_mak
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("not enough free space for building the kernel in ") && err.contains("GiB needed"), "{err}");
     assert!(!steps(&out).iter().any(|s| s.contains(" -j")), "the build ran: {err}");
+}
+
+#[test]
+fn a_dry_run_prints_the_commands_and_leaves_the_build_folder_as_it_was() {
+    let _g = serial();
+    let fake = Fake::new("dry");
+    fake.config("dry", CONFIG);
+    std::fs::create_dir_all(build_dir()).unwrap();
+    let before = listing(&build_dir());
+    let out = fake.run(&["--dry-run", "kernel", "dry"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // The make steps in order, each with the builder's command line; then what stopped it.
+    let o = format!("$ make O={} ", obj("dry").display());
+    let made = steps(&out);
+    assert!(made.len() == 3 && made.iter().all(|s| s.starts_with(&o)), "{err}");
+    assert!(made[0].ends_with(" allnoconfig") && made[1].ends_with(" olddefconfig"), "{err}");
+    assert!(made[2].split(' ').last().unwrap().starts_with("-j"), "{err}");
+    let engine = err.lines().filter(|l| l.starts_with("  (in the builder: docker run ")).count();
+    assert_eq!(engine, 3, "{err}");
+    let stop =
+        format!("dry run: the next steps need {}, which this run did not make", obj("dry").join(".config").display());
+    assert!(err.trim_end().ends_with(&stop), "{err}");
+    assert_eq!(listing(&build_dir()), before, "the dry run wrote under the build folder");
+    assert!(!obj("dry").exists());
+
+    // Built, a dry boot prints qemu's command line with --cpus and --memory, and boots nothing.
+    let built = fake.run(&["kernel", "dry"]);
+    assert!(built.status.success());
+    let image = reported_boot_image(&built, &obj("dry"));
+    let initrd = fake.dir.join("initrd.cpio");
+    std::fs::write(&initrd, "").unwrap();
+    let before = listing(&build_dir());
+    let initrd_arg = initrd.to_str().unwrap();
+    let args = ["qemu", "--kernel", "dry", "--initrd", initrd_arg, "--cpus", "2", "--memory", "256M", "--dry-run"];
+    let out = fake.run(&[&args[..], &["--", "uname", "-a"]].concat());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let qemu = steps(&out).into_iter().find(|s| s.starts_with("$ qemu-system-")).unwrap_or_else(|| panic!("{err}"));
+    assert!(qemu.contains(&format!(" -kernel {} -initrd {initrd_arg} ", image.display())), "{qemu}");
+    assert!(qemu.ends_with(" -smp 2 -m 256M"), "{qemu}");
+    assert!(!err.contains("booted"), "{err}");
+    // A source tree always runs make: its step is shown, then the kernel it left is booted.
+    assert!(steps(&out).iter().any(|s| s.starts_with(&o) && s.contains(" -j")), "{err}");
+    assert_eq!(listing(&build_dir()), before, "the dry boot wrote under the build folder");
 }

@@ -5,6 +5,7 @@
 
 mod bootgraph;
 mod chart;
+mod dry;
 mod instrumented;
 mod packing;
 mod palette;
@@ -146,6 +147,9 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
     for (arch, name) in &targets {
         crate::kernel::check_name(ctx_of(arch), name)?;
     }
+    if ctx.dry_run {
+        return dry::run(&ctxs, opts, &targets, graph.as_ref(), profiled.as_ref());
+    }
     // This run's folder: no other run's outputs are replaced.
     let bench = ctx.build.join("bench");
     let run = runs::create(&bench, &runs::now())?;
@@ -205,14 +209,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
 /// Builds one config and boots it `runs` times, filling in the row.
 fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
     let kernel = crate::kernel::build(ctx, &row.config)?;
-    // The table describes the saved configs.
-    anyhow::ensure!(
-        kernel.unsaved.is_empty(),
-        "{} has unsaved changes to .config ({}): bench measures the saved configs; keep them with `kernel {} --save` or drop them with `--configure`",
-        row.config,
-        kernel.unsaved.join(", "),
-        row.config
-    );
+    saved(&kernel, &row.config)?;
     row.build =
         fs::read_to_string(kernel.obj.join(crate::kernel::RECORD)).ok().and_then(|t| serde_json::from_str(&t).ok());
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
@@ -233,6 +230,16 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
     [row.host_wall_s_median, row.host_wall_s_min, row.host_wall_s_max] = stats(&host).map(Some);
     row.runs = opts.runs;
     Ok(kernel)
+}
+
+/// The table describes the saved configs: a kernel built with unsaved changes is refused.
+fn saved(kernel: &Kernel, config: &str) -> Result<()> {
+    anyhow::ensure!(
+        kernel.unsaved.is_empty(),
+        "{config} has unsaved changes to .config ({}): bench measures the saved configs; keep them with `kernel {config} --save` or drop them with `--configure`",
+        kernel.unsaved.join(", "),
+    );
+    Ok(())
 }
 
 /// Median, min and max of a non-empty sample.

@@ -19,6 +19,7 @@ pub struct Settings {
     pub no_ccache: bool,
     pub distcc: Vec<crate::distcc::worker::Worker>,
     pub verbose: bool,
+    pub dry_run: bool,
     /// This run's command line without the global options (see [`crate::cli::command_words`]).
     pub command: Vec<String>,
 }
@@ -42,6 +43,8 @@ pub struct Ctx {
     pub distcc: Vec<crate::distcc::worker::Worker>,
     pub distcc_checked: OnceCell<Vec<crate::distcc::worker::Worker>>,
     pub verbose: bool,
+    /// `--dry-run`: commands are printed, not run; nothing is written (see [`crate::dry`]).
+    pub dry_run: bool,
     /// This run's command and its arguments, without the global options: a variant's
     /// `reproducer` repeats it.
     pub command: Vec<String>,
@@ -82,6 +85,7 @@ impl Ctx {
             distcc: s.distcc,
             distcc_checked: OnceCell::new(),
             verbose: s.verbose,
+            dry_run: s.dry_run,
             command: s.command,
             runner: RunnerSlot::default(),
         })
@@ -116,9 +120,13 @@ impl Ctx {
         words
     }
 
-    /// Takes the lock of a build folder (see [`crate::lock::take`]).
-    pub fn lock(&self, dir: &Utf8Path) -> Result<crate::lock::Lock> {
-        crate::lock::take(self.runner_kind.engine(), dir)
+    /// Takes the lock of a build folder (see [`crate::lock::take`]); none in a dry run, which
+    /// writes nothing and builds nothing there.
+    pub fn lock(&self, dir: &Utf8Path) -> Result<Option<crate::lock::Lock>> {
+        match self.dry_run {
+            true => Ok(None),
+            false => crate::lock::take(self.runner_kind.engine(), dir).map(Some),
+        }
     }
 }
 
@@ -158,6 +166,10 @@ pub fn clean(ctx: &Ctx, all: bool) -> Result<()> {
         if matches!(path.file_name(), Some("downloads" | "ccache")) && !all {
             continue;
         }
+        if ctx.dry_run {
+            eprintln!("dry run: would remove {path}");
+            continue;
+        }
         eprintln!("removing {path}");
         if path.is_dir() { fs_err::remove_dir_all(&path)? } else { fs_err::remove_file(&path)? }
     }
@@ -181,6 +193,7 @@ mod tests {
             no_ccache: true,
             distcc: Vec::new(),
             verbose: true,
+            dry_run: false,
             command: Vec::new(),
         })
         .unwrap()

@@ -42,7 +42,9 @@ fn total_jobs(local: usize, workers: &[Worker]) -> usize {
 pub fn compile(ctx: &Ctx, stats_log: &Utf8Path, step: Step) -> Result<()> {
     let distcc = Compile::new(ctx)?;
     crate::prepare::runner(ctx)?.run(&distcc.apply(ctx, crate::ccache::apply(ctx, step, stats_log)?))?;
-    distcc.report();
+    if !ctx.dry_run {
+        distcc.report();
+    }
     Ok(())
 }
 
@@ -65,7 +67,12 @@ fn checked(ctx: &Ctx) -> Result<Vec<Worker>> {
             bail!("--distcc needs the builder image, which every worker runs too: not with --runner host");
         }
         let tag = crate::builder::tag(ctx)?;
-        for worker in &ctx.distcc {
+        if ctx.dry_run {
+            // The probe is a compile of a file written for it: a dry run sends none.
+            eprintln!("dry run: the distcc workers are not asked for their image (a build drops those not on {tag})");
+            usable = ctx.distcc.clone();
+        }
+        for worker in ctx.distcc.iter().filter(|_| !ctx.dry_run) {
             match probe(ctx, worker)? {
                 Ok(theirs) if theirs == tag => usable.push(worker.clone()),
                 Ok(theirs) => eprintln!("distcc: dropping {}: it runs {theirs}, this build needs {tag}", worker.addr()),

@@ -13,6 +13,7 @@ use fs_err as fs;
 
 mod build;
 mod configure;
+mod dry;
 mod make;
 mod profile;
 mod record;
@@ -34,6 +35,16 @@ pub use variant::OptionSet;
 pub enum Configurator {
     Menuconfig,
     Nconfig,
+}
+
+impl Configurator {
+    /// Its make target.
+    fn target(self) -> &'static str {
+        match self {
+            Configurator::Menuconfig => "menuconfig",
+            Configurator::Nconfig => "nconfig",
+        }
+    }
 }
 
 /// The `cargo xtask kernel` flags.
@@ -137,9 +148,11 @@ pub fn variant(ctx: &Ctx, name: &str, sets: &[OptionSet], no_build: bool) -> Res
         unsaved::warn("built", &kernel.unsaved);
         return Ok(kernel);
     }
-    fs::create_dir_all(path.parent().unwrap())?;
     let text = variant::compose(&text, sets);
-    write_atomic(&path, text.as_bytes())?;
+    if !ctx.dry_run {
+        fs::create_dir_all(path.parent().unwrap())?;
+        write_atomic(&path, text.as_bytes())?;
+    }
     let profile = profile::read(ctx, &path, &text)?;
     let config = Config { name: &variant_name, path: &path, text: &text, profile: &profile, variant_of: Some(name) };
     Ok(run_profile(ctx, &config, Action::Build)?.expect("a build returns a kernel"))
@@ -155,6 +168,14 @@ fn configured(ctx: &Ctx, name: &str, path: &Utf8Path, text: &str, profile: &Prof
     let tree = sources::fetch(ctx, Package::Linux)?;
     let obj = obj_dir(ctx, name);
     let _lock = ctx.lock(&obj)?;
+    if ctx.dry_run {
+        let config = Config { name, path, text, profile, variant_of: None };
+        return match dry::configure(ctx, &tree, &obj, &config, false)? {
+            true => Ok(()),
+            // What the variant is depends on the .config this run did not make.
+            false => Err(crate::dry::needs(&obj.join(".config"))),
+        };
+    }
     configure(ctx, &tree, &obj, path, text, profile, false)
 }
 
@@ -165,6 +186,9 @@ fn run_profile(ctx: &Ctx, config: &Config, action: Action) -> Result<Option<Kern
     let obj = obj_dir(ctx, name);
     let _lock = ctx.lock(&obj)?;
     if let Action::Save = action {
+        if ctx.dry_run {
+            return dry::run(ctx, &tree, &obj, config, action);
+        }
         save(ctx, &tree, &obj, path, text, profile)?;
         return Ok(None);
     }
@@ -185,6 +209,9 @@ fn run_profile(ctx: &Ctx, config: &Config, action: Action) -> Result<Option<Kern
         kernel.report()?;
         return Ok(Some(kernel));
     }
+    if ctx.dry_run {
+        return dry::run(ctx, &tree, &obj, config, action);
+    }
     if let Action::Build = action {
         // Until this build succeeds, nothing is up to date (its record says it failed).
         stamp("").clear();
@@ -204,8 +231,7 @@ fn run_profile(ctx: &Ctx, config: &Config, action: Action) -> Result<Option<Kern
     match action {
         Action::Configure => Ok(None),
         Action::Edit(tool) => {
-            let tool = format!("{tool:?}").to_lowercase();
-            let step = make(ctx, &tree, &obj, &[&tool]).interactive();
+            let step = make(ctx, &tree, &obj, &[tool.target()]).interactive();
             crate::prepare::runner(ctx)?.run(&step)?;
             save(ctx, &tree, &obj, path, text, profile)?;
             Ok(None)

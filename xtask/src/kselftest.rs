@@ -62,6 +62,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     })();
     let (kernel, initrd) = match built {
         Ok(built) => built,
+        Err(e) if crate::dry::is_stop(&e) => return Err(e),
         Err(e) => {
             eprintln!("error: {e:#}");
             eprintln!("(exit status {NOT_BUILT}: the test kernel or the tests did not build, nothing ran)");

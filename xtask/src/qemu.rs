@@ -149,7 +149,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
         Ok((kernel, initrd))
     });
     let (kernel, initrd) = match built {
-        Err(e) if !opts.command.is_empty() => {
+        Err(e) if !opts.command.is_empty() && !crate::dry::is_stop(&e) => {
             eprintln!("error: {e:#}");
             eprintln!("(exit status {NOT_RUN}: the command did not run; `git bisect run` skips such a commit)");
             return Ok(NOT_RUN);
@@ -163,12 +163,17 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
         append.push(crate::gdb::APPEND.to_owned());
         qemu_args.extend(crate::gdb::qemu_args(socket));
         // A socket left by an earlier qemu would make this one fail to listen.
-        let _ = std::fs::remove_file(socket);
+        if !ctx.dry_run {
+            let _ = std::fs::remove_file(socket);
+        }
     }
     append.extend(opts.append.iter().cloned());
     qemu_args.extend(opts.qemu_args());
     let argv = boot_argv(&kernel, Some(&initrd), opts.kvm, &opts.guest, &append, &qemu_args);
     eprintln!("$ {}", crate::runner::display(&argv));
+    if ctx.dry_run {
+        return Ok(0);
+    }
     if opts.command.is_empty() {
         eprintln!("(the terminal is the guest's serial console: Ctrl-a x quits qemu)");
         return interactive(&argv, |pid| match &gdb_socket {

@@ -179,18 +179,32 @@ pub(super) fn modules_layer(obj: &Utf8Path, profile: &Profile) -> Utf8PathBuf {
 pub(super) fn install_modules(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile) -> Result<()> {
     let layer = modules_layer(obj, profile);
     let _ = fs::remove_file(&layer);
-    if kconfig::value_of(&fs::read_to_string(obj.join(".config"))?, "MODULES") != Some("y") {
+    if !has_modules(obj)? {
         return Ok(());
     }
-    let root = obj.join("teeny-modules");
+    let root = modules_root(obj);
     if root.exists() {
         fs::remove_dir_all(&root)?;
     }
-    let install = ["modules_install", &format!("INSTALL_MOD_PATH={root}"), "INSTALL_MOD_STRIP=1"];
-    crate::prepare::runner(ctx)?.run(&make(ctx, tree, obj, &install))?;
+    crate::prepare::runner(ctx)?.run(&modules_install(ctx, tree, obj))?;
     let (count, bytes) = crate::initramfs::write_modules(&root, &layer, profile.initramfs)?;
     eprintln!("{layer} ({bytes} bytes, {count} module{})", if count == 1 { "" } else { "s" });
     Ok(())
+}
+
+/// Whether the kernel configured in `obj` has modules (CONFIG_MODULES=y).
+pub(super) fn has_modules(obj: &Utf8Path) -> Result<bool> {
+    Ok(kconfig::value_of(&fs::read_to_string(obj.join(".config"))?, "MODULES") == Some("y"))
+}
+
+fn modules_root(obj: &Utf8Path) -> Utf8PathBuf {
+    obj.join("teeny-modules")
+}
+
+/// `make modules_install` into `obj/teeny-modules`, stripped.
+pub(super) fn modules_install(ctx: &Ctx, tree: &Tree, obj: &Utf8Path) -> Step {
+    let root = modules_root(obj);
+    make(ctx, tree, obj, &["modules_install", &format!("INSTALL_MOD_PATH={root}"), "INSTALL_MOD_STRIP=1"])
 }
 
 /// The kernel already built in `obj`, booted as `profile` says.
