@@ -86,6 +86,20 @@ fn files_of(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Every file and folder under `dir` with its size and time of change: what a run that writes
+/// nothing (a dry run) leaves as it was, temporary files made and removed included.
+fn listing(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut all: Vec<_> = files_of(dir)
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::symlink_metadata(dir.join(&p)).unwrap();
+            (p, meta.len(), meta.modified().unwrap())
+        })
+        .collect();
+    all.push((PathBuf::new(), 0, std::fs::metadata(dir).unwrap().modified().unwrap()));
+    all
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -275,6 +289,8 @@ fn a_build_killed_with_sigkill_takes_its_container_along_and_leaves_its_lock_to_
     // SAFETY: as in `interrupt`.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     assert_eq!(finish(child).status.code(), None);
+    let record = json(&obj("stale").join("teeny-build.json"));
+    assert_eq!(str_at(&record, "/status"), "running", "a killed build's record: {record:#}");
     // Nothing could stop its container but the container itself: its input ended with xtask.
     wait_until(Duration::from_secs(10), "the killed build's container is gone by itself", || {
         common::containers_of(pid).is_empty()
@@ -449,7 +465,64 @@ fn the_build_record_names_the_tree_the_compiler_the_commands_and_what_came_out()
         assert_eq!(record[key]["sha256"].as_str().unwrap().len(), 64);
     }
     assert_eq!(record["warnings"].as_u64(), Some(0));
+    assert_eq!(str_at(&record, "/status"), "pass");
+    assert!(record.get("error").is_none(), "{record:#}");
     assert_eq!(files_of(&fake.tree), before, "the build wrote into the tree");
+
+    // The reproducer beside it: a script for sh that builds this config again from a clone.
+    let reproducer = obj.join("reproducer");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&reproducer).unwrap().permissions());
+    assert_eq!(mode & 0o111, 0o111, "the reproducer is not executable");
+    let script = std::fs::read_to_string(&reproducer).unwrap();
+    assert!(script.starts_with("#!/bin/sh\n") && script.contains("\nset -eu\n"), "{script}");
+    let last = script.lines().last().unwrap();
+    let expected = format!(
+        "cargo xtask --arch {} --kernel-source {} --kernel-configs {} kernel record",
+        host().name,
+        fake.tree.display(),
+        fake.configs.display()
+    );
+    assert_eq!(last, expected, "{script}");
+    // This repository is a git checkout: the clone checks out the commit that built it.
+    let head = Command::new("git").arg("-C").arg(common::root()).args(["rev-parse", "HEAD"]).output().unwrap();
+    let head = common::stdout(&head).trim().to_owned();
+    assert!(script.contains(&format!("\ngit checkout {head}\n")), "{script}");
+    assert!(script.contains(&format!("\nexport TEENY_DOWNLOADS={}\n", common::downloads().display())), "{script}");
+    let parsed = Command::new("sh").arg("-n").arg(&reproducer).status().unwrap();
+    assert!(parsed.success(), "sh -n {}: {script}", reproducer.display());
+}
+
+#[test]
+fn the_build_record_says_running_during_a_build_then_pass_or_fail_with_the_error() {
+    let _g = serial();
+    let fake = Fake::new("status");
+    fake.config("status", CONFIG);
+    fake.switches("FAKE_SLOW = 5\n");
+    let record = || json(&obj("status").join("teeny-build.json"));
+    let child = fake.start_slow_build("status");
+    // Written before make ran, with what was known then; what came out is not there yet.
+    let running = record();
+    assert_eq!(str_at(&running, "/status"), "running", "{running:#}");
+    assert_eq!(str_at(&running, "/config"), "status");
+    assert_eq!(running["make"].as_array().map(Vec::len), Some(3), "{running:#}");
+    assert!(str_at(&running, "/started").ends_with('Z'), "{running:#}");
+    for key in ["vmlinux", "bzimage", "duration_s"] {
+        assert!(running[key].is_null(), "{key} while running: {running:#}");
+    }
+    assert!(obj("status").join("reproducer").is_file(), "the reproducer is written with the first record");
+    assert!(finish(child).status.success());
+    let passed = record();
+    assert_eq!(str_at(&passed, "/status"), "pass");
+    assert!(passed["vmlinux"]["bytes"].as_u64().is_some() && passed["duration_s"].as_f64().is_some(), "{passed:#}");
+
+    fake.switches("FAKE_FAIL = 1\n");
+    let out = fake.run(&["kernel", "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let failed = record();
+    assert_eq!(str_at(&failed, "/status"), "fail", "{failed:#}");
+    let error = str_at(&failed, "/error");
+    assert!(error.contains("failed: exit status: 2") && !error.contains('\n'), "{error}");
+    assert!(failed["vmlinux"].is_null(), "a failed build names no kernel: {failed:#}");
 }
 
 #[test]
@@ -907,4 +980,49 @@ fn a_build_folder_without_room_for_a_kernel_is_named_with_the_figures_before_mak
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("not enough free space for building the kernel in ") && err.contains("GiB needed"), "{err}");
     assert!(!steps(&out).iter().any(|s| s.contains(" -j")), "the build ran: {err}");
+}
+
+#[test]
+fn a_dry_run_prints_the_commands_and_leaves_the_build_folder_as_it_was() {
+    let _g = serial();
+    let fake = Fake::new("dry");
+    fake.config("dry", CONFIG);
+    std::fs::create_dir_all(build_dir()).unwrap();
+    let before = listing(&build_dir());
+    let out = fake.run(&["--dry-run", "kernel", "dry"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // The make steps in order, each with the builder's command line; then what stopped it.
+    let o = format!("$ make O={} ", obj("dry").display());
+    let made = steps(&out);
+    assert!(made.len() == 3 && made.iter().all(|s| s.starts_with(&o)), "{err}");
+    assert!(made[0].ends_with(" allnoconfig") && made[1].ends_with(" olddefconfig"), "{err}");
+    assert!(made[2].split(' ').last().unwrap().starts_with("-j"), "{err}");
+    let engine = err.lines().filter(|l| l.starts_with("  (in the builder: docker run ")).count();
+    assert_eq!(engine, 3, "{err}");
+    let stop =
+        format!("dry run: the next steps need {}, which this run did not make", obj("dry").join(".config").display());
+    assert!(err.trim_end().ends_with(&stop), "{err}");
+    assert_eq!(listing(&build_dir()), before, "the dry run wrote under the build folder");
+    assert!(!obj("dry").exists());
+
+    // Built, a dry boot prints qemu's command line with --cpus and --memory, and boots nothing.
+    let built = fake.run(&["kernel", "dry"]);
+    assert!(built.status.success());
+    let image = reported_boot_image(&built, &obj("dry"));
+    let initrd = fake.dir.join("initrd.cpio");
+    std::fs::write(&initrd, "").unwrap();
+    let before = listing(&build_dir());
+    let initrd_arg = initrd.to_str().unwrap();
+    let args = ["qemu", "--kernel", "dry", "--initrd", initrd_arg, "--cpus", "2", "--memory", "256M", "--dry-run"];
+    let out = fake.run(&[&args[..], &["--", "uname", "-a"]].concat());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let qemu = steps(&out).into_iter().find(|s| s.starts_with("$ qemu-system-")).unwrap_or_else(|| panic!("{err}"));
+    assert!(qemu.contains(&format!(" -kernel {} -initrd {initrd_arg} ", image.display())), "{qemu}");
+    assert!(qemu.ends_with(" -smp 2 -m 256M"), "{qemu}");
+    assert!(!err.contains("booted"), "{err}");
+    // A source tree always runs make: its step is shown, then the kernel it left is booted.
+    assert!(steps(&out).iter().any(|s| s.starts_with(&o) && s.contains(" -j")), "{err}");
+    assert_eq!(listing(&build_dir()), before, "the dry boot wrote under the build folder");
 }

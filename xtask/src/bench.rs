@@ -5,6 +5,7 @@
 
 mod bootgraph;
 mod chart;
+mod dry;
 mod instrumented;
 mod packing;
 mod palette;
@@ -56,6 +57,8 @@ pub struct Options {
     /// Seconds to wait for each boot to reach the shell.
     #[arg(long, default_value_t = 120, value_parser = crate::cli::parse_seconds, allow_hyphen_values = true)]
     pub timeout: u64,
+    #[command(flatten)]
+    pub guest: crate::qemu::Resources,
 }
 
 /// One config's row: sizes in bytes, times in seconds. Missing values: it failed (see `error`).
@@ -78,6 +81,11 @@ struct Row {
     host_wall_s_min: Option<f64>,
     host_wall_s_max: Option<f64>,
     accel: &'static str,
+    /// `--cpus` and `--memory`, when given (else qemu's defaults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpus: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<String>,
     runs: usize,
     /// The kernel's build record (`teeny-build.json` of its O= folder).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,6 +147,9 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
     for (arch, name) in &targets {
         crate::kernel::check_name(ctx_of(arch), name)?;
     }
+    if ctx.dry_run {
+        return dry::run(&ctxs, opts, &targets, graph.as_ref(), profiled.as_ref());
+    }
     // This run's folder: no other run's outputs are replaced.
     let bench = ctx.build.join("bench");
     let run = runs::create(&bench, &runs::now())?;
@@ -148,7 +159,8 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
     let mut rows = Vec::new();
     let mut written = Vec::new();
     for t @ (arch, config) in &targets {
-        let mut row = Row { config: config.clone(), arch: arch.name, accel, ..Row::default() };
+        let (cpus, memory) = (opts.guest.cpus, opts.guest.memory.clone());
+        let mut row = Row { config: config.clone(), arch: arch.name, accel, cpus, memory, ..Row::default() };
         let profile = profiled.as_ref() == Some(t);
         let draw = profile || graph.as_ref() == Some(t);
         let measured = measure(ctx_of(arch), opts, &mut row).and_then(|kernel| match draw {
@@ -197,14 +209,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<()> {
 /// Builds one config and boots it `runs` times, filling in the row.
 fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
     let kernel = crate::kernel::build(ctx, &row.config)?;
-    // The table describes the saved configs.
-    anyhow::ensure!(
-        kernel.unsaved.is_empty(),
-        "{} has unsaved changes to .config ({}): bench measures the saved configs; keep them with `kernel {} --save` or drop them with `--configure`",
-        row.config,
-        kernel.unsaved.join(", "),
-        row.config
-    );
+    saved(&kernel, &row.config)?;
     row.build =
         fs::read_to_string(kernel.obj.join(crate::kernel::RECORD)).ok().and_then(|t| serde_json::from_str(&t).ok());
     row.vmlinux_bytes = Some(fs::metadata(&kernel.vmlinux)?.len());
@@ -213,7 +218,7 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
     row.boot_image_bytes = Some(fs::metadata(&kernel.image)?.len());
     let initrd = kernel.initrd(ctx, false)?;
     row.initramfs_bytes = Some(fs::metadata(&initrd)?.len());
-    let argv = qemu::boot_argv(&kernel, Some(&initrd), opts.kvm, &[], &[]);
+    let argv = qemu::boot_argv(&kernel, Some(&initrd), opts.kvm, &opts.guest, &[], &[]);
     let (mut guest, mut host) = (Vec::new(), Vec::new());
     for i in 1..=opts.runs {
         eprintln!("boot {i}/{} of {}: $ {}", opts.runs, row.config, crate::runner::display(&argv));
@@ -225,6 +230,16 @@ fn measure(ctx: &Ctx, opts: &Options, row: &mut Row) -> Result<Kernel> {
     [row.host_wall_s_median, row.host_wall_s_min, row.host_wall_s_max] = stats(&host).map(Some);
     row.runs = opts.runs;
     Ok(kernel)
+}
+
+/// The table describes the saved configs: a kernel built with unsaved changes is refused.
+fn saved(kernel: &Kernel, config: &str) -> Result<()> {
+    anyhow::ensure!(
+        kernel.unsaved.is_empty(),
+        "{config} has unsaved changes to .config ({}): bench measures the saved configs; keep them with `kernel {config} --save` or drop them with `--configure`",
+        kernel.unsaved.join(", "),
+    );
+    Ok(())
 }
 
 /// Median, min and max of a non-empty sample.
@@ -286,6 +301,8 @@ mod tests {
             host_wall_s_min: ok.then_some(1.0),
             host_wall_s_max: ok.then_some(2.0),
             accel: "tcg",
+            cpus: None,
+            memory: None,
             runs: if ok { 3 } else { 0 },
             build: ok.then(|| serde_json::json!({"config": config, "ccache": {"hits": 1, "misses": 2}})),
             timeline: None,

@@ -45,7 +45,7 @@ pub fn ensure(ctx: &Ctx, engine: Engine) -> Result<String> {
     // The image knows its own tag, so that distcc workers can say which one they run.
     let argv = engine.build_argv(&tag, &[("TEENY_TAG", &tag)], &dockerfile, &ctx.root.join("docker"));
     let step = Step { argv, ..Step::new(&ctx.root, &[]) }.log("builder-image");
-    crate::runner::Runner::new(None, ctx.build.join("logs"), ctx.verbose)
+    crate::runner::Runner::new(None, ctx.build.join("logs"), ctx.verbose, ctx.dry_run)
         .run(&step)
         .with_context(|| format!("building the builder image from {dockerfile} failed"))?;
     Ok(tag)

@@ -5,6 +5,7 @@ use crate::ctx::{Ctx, write_atomic};
 use crate::kconfig;
 use crate::sources::{self, Package};
 use crate::stamp::Stamp;
+use crate::step::Step;
 use anyhow::{Context, Result, bail};
 use camino::Utf8PathBuf;
 use fs_err as fs;
@@ -38,6 +39,27 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
         eprintln!("busybox {} is up to date in {install}", tree.version);
         return Ok(install);
     }
+    let runner = crate::prepare::runner(ctx)?;
+    let o = format!("O={obj}");
+    let step = |args: &[&str]| {
+        let argv: Vec<&str> = ["make", o.as_str(), cross.as_str()].into_iter().chain(args.iter().copied()).collect();
+        tree.step(&argv).log(&name)
+    };
+    let merged = obj.join(".teeny-merged.config");
+    let stats_log = obj.join(".teeny-ccache-stats.log");
+    let compile = || -> Result<Step> { Ok(step(&[&format!("-j{}", crate::distcc::jobs(ctx)?)])) };
+    if ctx.dry_run {
+        // The steps in order; what runs between them reads what they make, which a dry run does not.
+        runner.run(&step(&["defconfig"]))?;
+        runner.run(&step(&[&format!("KBUILD_DEFCONFIG={merged}"), "defconfig"]))?;
+        if edit {
+            runner.run(&step(&["menuconfig"]).interactive())?;
+        }
+        crate::distcc::compile(ctx, &stats_log, compile()?)?;
+        runner.run(&step(&["install"]))?;
+        crate::dry::existing(&install.join("bin/busybox"))?;
+        return Ok(install);
+    }
     if let Some(stamp) = &stamp {
         stamp.clear();
     }
@@ -52,17 +74,10 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
     fs::create_dir_all(&obj)?;
     crate::disk::require_space(&obj, 200 * crate::disk::MIB, &format!("building busybox in {obj}"))?;
     fs::write(&unfinished, "")?;
-    let runner = crate::prepare::runner(ctx)?;
-    let o = format!("O={obj}");
-    let step = |args: &[&str]| {
-        let argv: Vec<&str> = ["make", o.as_str(), cross.as_str()].into_iter().chain(args.iter().copied()).collect();
-        tree.step(&argv).log(&name)
-    };
     runner.run(&step(&["defconfig"]))?;
     let base = fs::read_to_string(obj.join(".config"))?;
     // busybox's kconfig has no olddefconfig, but `defconfig` with KBUILD_DEFCONFIG runs
     // `conf -D FILE`: our merged file, with defaults for anything it does not mention.
-    let merged = obj.join(".teeny-merged.config");
     write_atomic(&merged, kconfig::merge(&base, &fragment).as_bytes())?;
     runner.run(&step(&[&format!("KBUILD_DEFCONFIG={merged}"), "defconfig"]))?;
     let config = obj.join(".config");
@@ -85,8 +100,7 @@ pub fn build(ctx: &Ctx, edit: bool) -> Result<Utf8PathBuf> {
         }
         eprintln!("saved {} changed setting(s) to {fragment_path}", kconfig::changed(&fragment_text, &text).len());
     }
-    let stats_log = obj.join(".teeny-ccache-stats.log");
-    crate::distcc::compile(ctx, &stats_log, |jobs| step(&[&format!("-j{jobs}")]))?;
+    crate::distcc::compile(ctx, &stats_log, compile()?)?;
     crate::ccache::stats(&stats_log);
     let binary = obj.join("busybox");
     let bytes = fs::read(&binary)?;

@@ -37,7 +37,9 @@ pub fn check(dir: Option<&Utf8Path>) -> Result<()> {
 /// A compile step with the cache turned on (when it is), logging its counts to `stats_log`.
 pub fn apply(ctx: &Ctx, step: Step, stats_log: &Utf8Path) -> Result<Step> {
     // A log left by an earlier build would be reported as this one's.
-    let _ = fs::remove_file(stats_log);
+    if !ctx.dry_run {
+        let _ = fs::remove_file(stats_log);
+    }
     let Some(dir) = &ctx.ccache else { return Ok(step) };
     let path = match ctx.runner_kind.engine() {
         Some(_) => CONTAINER_PATH.to_owned(),

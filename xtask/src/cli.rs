@@ -6,6 +6,51 @@ pub fn parse_seconds(s: &str) -> Result<u64, String> {
     s.parse().map_err(|_| format!("seconds as a whole number, 0 or more, not `{s}`"))
 }
 
+/// A memory size as qemu's `-m` takes it: a positive number, maybe with a fraction, and maybe
+/// one unit letter (K, M, G, T, either case); a number alone is MiB. Kept as given.
+pub fn parse_memory(s: &str) -> Result<String, String> {
+    let number = s.strip_suffix(|c: char| "KMGTkmgt".contains(c)).unwrap_or(s);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, "0"));
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    let positive = number.bytes().any(|b| (b'1'..=b'9').contains(&b));
+    if digits(whole) && digits(fraction) && positive {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("a memory size as qemu's -m takes it (512M, 2G; a number alone is MiB), not `{s}`"))
+    }
+}
+
+/// The words of a command line without the global options and their values (`args` without
+/// the program's name): what a `reproducer` repeats after writing the global options that
+/// matter itself. Everything after `--` is kept.
+pub fn command_words(cmd: &clap::Command, args: &[String]) -> Vec<String> {
+    let globals: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| a.is_global_set()).collect();
+    let takes_value = |a: &clap::Arg| a.get_action().takes_values();
+    let (mut words, mut rest) = (Vec::new(), args.iter());
+    while let Some(word) = rest.next() {
+        if word == "--" {
+            words.push(word.clone());
+            words.extend(rest.by_ref().cloned());
+            break;
+        }
+        let long = word.strip_prefix("--").map(|w| w.split_once('=').map_or((w, false), |(n, _)| (n, true)));
+        let short = word.strip_prefix('-').filter(|w| !w.starts_with('-')).and_then(|w| w.chars().next());
+        let global = globals.iter().find(|a| match (long, short) {
+            (Some((name, _)), _) => a.get_long() == Some(name),
+            (None, Some(c)) => a.get_short() == Some(c),
+            _ => false,
+        });
+        match global {
+            None => words.push(word.clone()),
+            // `--arch arm64`, `-j 4`: the value is the next word; `--arch=arm64`, `-j4`: this one.
+            Some(a) if takes_value(a) && long.is_some_and(|(_, eq)| !eq) => drop(rest.next()),
+            Some(a) if takes_value(a) && long.is_none() && word.len() == 2 => drop(rest.next()),
+            Some(_) => {}
+        }
+    }
+    words
+}
+
 /// The environment variable behind an invalid value, when it came from there: clap names only
 /// the option (`--arch`) although the user never typed it.
 pub fn from_environment(cmd: &clap::Command, err: &clap::Error) -> Option<String> {
@@ -54,6 +99,17 @@ pub fn forgotten_dashes(arg: &str, args: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_sizes_are_qemus() {
+        for ok in ["512M", "2G", "1.5G", "256", "64m", "1t", "4096K"] {
+            assert_eq!(parse_memory(ok).as_deref(), Ok(ok));
+        }
+        for bad in ["", "M", "0", "0M", "0.0G", "-1G", "2GB", "2 G", "1.G", ".5G", "two", "1e3"] {
+            let err = parse_memory(bad).unwrap_err();
+            assert!(err.ends_with(&format!("not `{bad}`")), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn a_guest_command_without_dashes_is_shown_with_them() {

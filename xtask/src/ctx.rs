@@ -20,6 +20,9 @@ pub struct Settings {
     pub no_ccache: bool,
     pub distcc: Vec<crate::distcc::worker::Worker>,
     pub verbose: bool,
+    pub dry_run: bool,
+    /// This run's command line without the global options (see [`crate::cli::command_words`]).
+    pub command: Vec<String>,
 }
 
 /// Settings shared by every command: the global flags after clap and the environment. Plain
@@ -44,6 +47,11 @@ pub struct Ctx {
     pub distcc: Vec<crate::distcc::worker::Worker>,
     pub distcc_checked: OnceCell<Vec<crate::distcc::worker::Worker>>,
     pub verbose: bool,
+    /// `--dry-run`: commands are printed, not run; nothing is written (see [`crate::dry`]).
+    pub dry_run: bool,
+    /// This run's command and its arguments, without the global options: a variant's
+    /// `reproducer` repeats it.
+    pub command: Vec<String>,
     /// The runner, once `prepare::runner` made it.
     pub runner: RunnerSlot,
 }
@@ -81,6 +89,8 @@ impl Ctx {
             distcc: s.distcc,
             distcc_checked: OnceCell::new(),
             verbose: s.verbose,
+            dry_run: s.dry_run,
+            command: s.command,
             runner: RunnerSlot::default(),
         })
     }
@@ -94,9 +104,39 @@ impl Ctx {
         self.build.join("obj").join(name)
     }
 
-    /// Takes the lock of a build folder (see [`crate::lock::take`]).
-    pub fn lock(&self, dir: &Utf8Path) -> Result<crate::lock::Lock> {
-        crate::lock::take(self.runner_kind.engine(), dir)
+    /// The global options that change what a kernel build makes, as words, for a `reproducer`
+    /// run in a fresh clone: `--arch`, and `--runner`, `--kernel-source`, `--kernel-configs`
+    /// when they are not the defaults (from an option or the environment alike). A path inside
+    /// this repository is given relative to it: the clone has it there.
+    pub fn build_flags(&self) -> Vec<String> {
+        let mut words = vec!["--arch".to_owned(), self.arch.name.to_owned()];
+        if self.runner_kind != RunnerKind::Docker {
+            let name = clap::ValueEnum::to_possible_value(&self.runner_kind).map(|v| v.get_name().to_owned());
+            words.extend(["--runner".to_owned(), name.unwrap_or_default()]);
+        }
+        if let Some(suffix) = self.toolchain.suffix() {
+            words.extend(["--toolchain".to_owned(), suffix.to_owned()]);
+        }
+        if let Some(version) = &self.kernel.wanted {
+            words.extend(["--kernel-version".to_owned(), version.clone()]);
+        }
+        let paths = [("--kernel-source", &self.kernel.local), ("--kernel-configs", &self.kernel_configs)];
+        for (flag, path) in paths {
+            if let Some(path) = path {
+                let path = path.strip_prefix(&self.root).map_or(path.as_path(), |p| p);
+                words.extend([flag.to_owned(), path.to_string()]);
+            }
+        }
+        words
+    }
+
+    /// Takes the lock of a build folder (see [`crate::lock::take`]); none in a dry run, which
+    /// writes nothing and builds nothing there.
+    pub fn lock(&self, dir: &Utf8Path) -> Result<Option<crate::lock::Lock>> {
+        match self.dry_run {
+            true => Ok(None),
+            false => crate::lock::take(self.runner_kind.engine(), dir).map(Some),
+        }
     }
 }
 
@@ -154,8 +194,55 @@ pub fn clean(ctx: &Ctx, all: bool) -> Result<()> {
         if matches!(path.file_name(), Some("downloads" | "ccache")) && !all {
             continue;
         }
+        if ctx.dry_run {
+            eprintln!("dry run: would remove {path}");
+            continue;
+        }
         eprintln!("removing {path}");
         if path.is_dir() { fs_err::remove_dir_all(&path)? } else { fs_err::remove_file(&path)? }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(runner: RunnerKind, kernel_source: Option<&str>, kernel_configs: Option<&str>) -> Ctx {
+        Ctx::new(Settings {
+            arch: crate::arch::parse("arm64").unwrap(),
+            build: Some("/b".into()),
+            jobs: 2,
+            runner,
+            kernel: KernelChoice { local: kernel_source.map(Utf8PathBuf::from), ..KernelChoice::default() },
+            toolchain: crate::toolchain::Toolchain::Gcc,
+            busybox_source: Some("/src/busybox".into()),
+            kernel_configs: kernel_configs.map(Utf8PathBuf::from),
+            ccache_dir: None,
+            no_ccache: true,
+            distcc: Vec::new(),
+            verbose: true,
+            dry_run: false,
+            command: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_build_flags_are_those_that_change_what_a_kernel_build_makes() {
+        assert_eq!(ctx(RunnerKind::Docker, None, None).build_flags(), ["--arch", "arm64"]);
+        let c = ctx(RunnerKind::Podman, Some("/usr/src/linux.tar.xz"), None);
+        assert_eq!(
+            c.build_flags(),
+            ["--arch", "arm64", "--runner", "podman", "--kernel-source", "/usr/src/linux.tar.xz"]
+        );
+        // A folder of the repository is where the clone has it.
+        let inside = ctx(RunnerKind::Host, None, None).root.join("my-configs");
+        let c = ctx(RunnerKind::Host, None, Some(inside.as_str()));
+        assert_eq!(c.build_flags(), ["--arch", "arm64", "--runner", "host", "--kernel-configs", "my-configs"]);
+        let mut clang = ctx(RunnerKind::Docker, None, None);
+        clang.toolchain = crate::toolchain::Toolchain::Clang;
+        clang.kernel.wanted = Some("6.12".into());
+        assert_eq!(clang.build_flags(), ["--arch", "arm64", "--toolchain", "clang", "--kernel-version", "6.12"]);
+    }
 }

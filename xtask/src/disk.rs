@@ -50,11 +50,24 @@ impl Drop for Tmp {
 /// Writes `path` via a temporary sibling and a rename, so an interrupted or failed run never
 /// leaves a half-written file where a good one was, nor the temporary file.
 pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> Result<()> {
+    write_with_mode(path, bytes, None)
+}
+
+/// [`write_atomic`] for a script: executable by everyone, writable by its owner (0755).
+pub fn write_executable(path: &Utf8Path, bytes: &[u8]) -> Result<()> {
+    write_with_mode(path, bytes, Some(0o755))
+}
+
+fn write_with_mode(path: &Utf8Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
         remove_stale(dir);
     }
     let tmp = Tmp::beside(path);
     fs::write(tmp.path(), bytes)?;
+    if let Some(mode) = mode {
+        fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))?;
+    }
     fs::rename(tmp.path(), path)?;
     tmp.keep();
     Ok(())
@@ -139,6 +152,18 @@ mod tests {
             std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
         assert_eq!(std::fs::read(dir.join("good")).unwrap(), b"one");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_script_is_written_executable_and_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp();
+        let script = dir.join("reproducer");
+        write_executable(&script, b"#!/bin/sh\n").unwrap();
+        assert_eq!(std::fs::metadata(&script).unwrap().permissions().mode() & 0o777, 0o755);
+        write_atomic(&dir.join("data"), b"x").unwrap();
+        assert_eq!(std::fs::metadata(dir.join("data")).unwrap().permissions().mode() & 0o111, 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

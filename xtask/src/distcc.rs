@@ -25,15 +25,27 @@ const LISTEN_LABEL: &str = "teeny.distcc.listen";
 /// distcc's `gcc` → distcc links, the compile-through-distcc PATH when ccache is off.
 const CONTAINER_PATH: &str = "/usr/lib/distcc:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Runs a build's compile step, `make(N)` being its `make -jN …`, through ccache and the distcc
-/// workers as they are configured, and says what each worker compiled. Returns the step as the
-/// user would type it (no cache or distcc settings), for the build record.
-pub fn compile(ctx: &Ctx, stats_log: &Utf8Path, make: impl FnOnce(usize) -> Step) -> Result<Step> {
+/// make's `-j` for a build's compile step, with the workers that pass the check.
+pub fn jobs(ctx: &Ctx) -> Result<usize> {
+    Ok(total_jobs(ctx.jobs, &checked(ctx)?))
+}
+
+/// This machine's jobs plus every worker's slots, as distcc advises, since preprocessing and
+/// linking still run here.
+fn total_jobs(local: usize, workers: &[Worker]) -> usize {
+    local + workers.iter().map(|w| w.slots).sum::<usize>()
+}
+
+/// Runs a build's compile step (its `make -jN …` with N from [`jobs`], as the user would type
+/// it) through ccache and the distcc workers as they are configured, and says what each
+/// worker compiled.
+pub fn compile(ctx: &Ctx, stats_log: &Utf8Path, step: Step) -> Result<()> {
     let distcc = Compile::new(ctx)?;
-    let step = make(distcc.jobs(ctx.jobs));
-    crate::prepare::runner(ctx)?.run(&distcc.apply(ctx, crate::ccache::apply(ctx, step.clone(), stats_log)?))?;
-    distcc.report();
-    Ok(step)
+    crate::prepare::runner(ctx)?.run(&distcc.apply(ctx, crate::ccache::apply(ctx, step, stats_log)?))?;
+    if !ctx.dry_run {
+        distcc.report();
+    }
+    Ok(())
 }
 
 /// How a build compiles: with the workers that passed the check, or locally.
@@ -55,7 +67,12 @@ fn checked(ctx: &Ctx) -> Result<Vec<Worker>> {
             bail!("--distcc needs the builder image, which every worker runs too: not with --runner host");
         }
         let tag = crate::builder::tag(ctx)?;
-        for worker in &ctx.distcc {
+        if ctx.dry_run {
+            // The probe is a compile of a file written for it: a dry run sends none.
+            eprintln!("dry run: the distcc workers are not asked for their image (a build drops those not on {tag})");
+            usable = ctx.distcc.clone();
+        }
+        for worker in ctx.distcc.iter().filter(|_| !ctx.dry_run) {
             match probe(ctx, worker)? {
                 Ok(theirs) if theirs == tag => usable.push(worker.clone()),
                 Ok(theirs) => eprintln!("distcc: dropping {}: it runs {theirs}, this build needs {tag}", worker.addr()),
@@ -99,12 +116,6 @@ impl Compile {
         Ok(Compile { workers, before })
     }
 
-    /// make's `-j`: this machine's jobs plus every worker's slots, as distcc advises, since
-    /// preprocessing and linking still run here.
-    fn jobs(&self, local: usize) -> usize {
-        local + self.workers.iter().map(|w| w.slots).sum::<usize>()
-    }
-
     /// The compile step sent through distcc (behind ccache when the cache is on). Only such a
     /// step gets a network; every other step runs without one.
     fn apply(&self, ctx: &Ctx, step: Step) -> Step {
@@ -143,7 +154,6 @@ mod tests {
     #[test]
     fn make_waits_on_local_jobs_and_every_worker_slot() {
         let workers = vec![parse_worker("a/3").unwrap(), parse_worker("b").unwrap()];
-        let c = Compile { before: vec![None; 2], workers };
-        assert_eq!(c.jobs(2), 9);
+        assert_eq!(total_jobs(2, &workers), 9);
     }
 }

@@ -41,6 +41,10 @@ pub fn build(ctx: &Ctx, compression: Compression) -> Result<Utf8PathBuf> {
         eprintln!("{out} is up to date");
         return Ok(out);
     }
+    if ctx.dry_run {
+        crate::dry::would_write(&out, &format!("the initramfs, {} entries", entries.len()));
+        return Ok(out);
+    }
     stamp.clear();
     let size = write(&entries, mtime, &out, compression)?;
     stamp.write()?;
@@ -84,6 +88,11 @@ pub fn boot_archive(
     };
     if layers.is_empty() {
         return Ok(initrd);
+    }
+    if ctx.dry_run {
+        let layers: Vec<String> = layers.iter().map(ToString::to_string).collect();
+        crate::dry::would_write(out, &format!("{initrd} followed by {}", layers.join(", ")));
+        return Ok(out.to_owned());
     }
     let mut bytes = fs::read(&initrd)?;
     for layer in layers {

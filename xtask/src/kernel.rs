@@ -13,13 +13,15 @@ use fs_err as fs;
 
 mod build;
 mod configure;
+mod dry;
 mod make;
 mod profile;
 mod record;
+mod reproducer;
 mod unsaved;
 mod variant;
 pub use build::Kernel;
-use build::{built, compile};
+use build::built;
 use configure::{bundled, configure, save};
 pub use make::make;
 use make::{REPRODUCIBLE, args as make_args, obj_dir};
@@ -33,6 +35,16 @@ pub use variant::OptionSet;
 pub enum Configurator {
     Menuconfig,
     Nconfig,
+}
+
+impl Configurator {
+    /// Its make target.
+    fn target(self) -> &'static str {
+        match self {
+            Configurator::Menuconfig => "menuconfig",
+            Configurator::Nconfig => "nconfig",
+        }
+    }
 }
 
 /// The `cargo xtask kernel` flags.
@@ -83,7 +95,17 @@ pub enum Action {
 /// Configures (and, for `Action::Build`, builds) the named kernel.
 pub fn run(ctx: &Ctx, name: &str, action: Action) -> Result<Option<Kernel>> {
     let (path, text, profile) = load(ctx, name)?;
-    run_profile(ctx, name, &path, &text, &profile, action)
+    run_profile(ctx, &Config { name, path: &path, text: &text, profile: &profile, variant_of: None }, action)
+}
+
+/// A kernel config as a build takes it: its name, file, text and parsed profile, and for a
+/// variant the config it is a variant of.
+pub(super) struct Config<'a> {
+    pub name: &'a str,
+    pub path: &'a Utf8Path,
+    pub text: &'a str,
+    pub profile: &'a Profile,
+    pub variant_of: Option<&'a str>,
 }
 
 /// Configures and builds the named kernel: what `qemu` and `bench` boot.
@@ -113,7 +135,8 @@ pub fn variant(ctx: &Ctx, name: &str, sets: &[OptionSet], no_build: bool) -> Res
                 .context(no_build_hint)
                 .inspect(|k| unsaved::warn("built", &k.unsaved)),
             false => {
-                Ok(run_profile(ctx, name, &path, &text, &profile, Action::Build)?.expect("a build returns a kernel"))
+                let config = Config { name, path: &path, text: &text, profile: &profile, variant_of: None };
+                Ok(run_profile(ctx, &config, Action::Build)?.expect("a build returns a kernel"))
             }
         };
     }
@@ -125,11 +148,14 @@ pub fn variant(ctx: &Ctx, name: &str, sets: &[OptionSet], no_build: bool) -> Res
         unsaved::warn("built", &kernel.unsaved);
         return Ok(kernel);
     }
-    fs::create_dir_all(path.parent().unwrap())?;
     let text = variant::compose(&text, sets);
-    write_atomic(&path, text.as_bytes())?;
+    if !ctx.dry_run {
+        fs::create_dir_all(path.parent().unwrap())?;
+        write_atomic(&path, text.as_bytes())?;
+    }
     let profile = profile::read(ctx, &path, &text)?;
-    Ok(run_profile(ctx, &variant_name, &path, &text, &profile, Action::Build)?.expect("a build returns a kernel"))
+    let config = Config { name: &variant_name, path: &path, text: &text, profile: &profile, variant_of: Some(name) };
+    Ok(run_profile(ctx, &config, Action::Build)?.expect("a build returns a kernel"))
 }
 
 /// The config NAME, parsed.
@@ -142,22 +168,27 @@ fn configured(ctx: &Ctx, name: &str, path: &Utf8Path, text: &str, profile: &Prof
     let tree = sources::fetch(ctx, Package::Linux)?;
     let obj = obj_dir(ctx, name);
     let _lock = ctx.lock(&obj)?;
+    if ctx.dry_run {
+        let config = Config { name, path, text, profile, variant_of: None };
+        return match dry::configure(ctx, &tree, &obj, &config, false)? {
+            true => Ok(()),
+            // What the variant is depends on the .config this run did not make.
+            false => Err(crate::dry::needs(&obj.join(".config"))),
+        };
+    }
     configure(ctx, &tree, &obj, path, text, profile, false)
 }
 
-fn run_profile(
-    ctx: &Ctx,
-    name: &str,
-    path: &Utf8Path,
-    text: &str,
-    profile: &Profile,
-    action: Action,
-) -> Result<Option<Kernel>> {
+fn run_profile(ctx: &Ctx, config: &Config, action: Action) -> Result<Option<Kernel>> {
     let start = std::time::Instant::now();
+    let (name, path, text, profile) = (config.name, config.path, config.text, config.profile);
     let tree = sources::fetch(ctx, Package::Linux)?;
     let obj = obj_dir(ctx, name);
     let _lock = ctx.lock(&obj)?;
     if let Action::Save = action {
+        if ctx.dry_run {
+            return dry::run(ctx, &tree, &obj, config, action);
+        }
         save(ctx, &tree, &obj, path, text, profile)?;
         return Ok(None);
     }
@@ -178,6 +209,18 @@ fn run_profile(
         kernel.report()?;
         return Ok(Some(kernel));
     }
+    if ctx.dry_run {
+        return dry::run(ctx, &tree, &obj, config, action);
+    }
+    if let Action::Build = action {
+        // Until this build succeeds, nothing is up to date (its record says it failed).
+        stamp("").clear();
+        let kernel = build::build(ctx, &tree, &obj, config, start)?;
+        if let Some(inputs) = inputs {
+            stamp(&inputs).write()?;
+        }
+        return Ok(Some(kernel));
+    }
     // --configure makes .config from the file, whatever was edited since.
     let force = matches!(action, Action::Configure);
     let dropped = if force { unsaved::changes(&obj) } else { Vec::new() };
@@ -186,24 +229,14 @@ fn run_profile(
         eprintln!("dropped unsaved changes to .config: {}", dropped.join(", "));
     }
     match action {
-        Action::Build => {
-            unsaved::warn("building", &unsaved::changes(&obj));
-            stamp("").clear();
-            let kernel = compile(ctx, &tree, &obj, name, text, profile, start)?;
-            if let Some(inputs) = inputs {
-                stamp(&inputs).write()?;
-            }
-            Ok(Some(kernel))
-        }
         Action::Configure => Ok(None),
         Action::Edit(tool) => {
-            let tool = format!("{tool:?}").to_lowercase();
-            let step = make(ctx, &tree, &obj, &[&tool]).interactive();
+            let step = make(ctx, &tree, &obj, &[tool.target()]).interactive();
             crate::prepare::runner(ctx)?.run(&step)?;
             save(ctx, &tree, &obj, path, text, profile)?;
             Ok(None)
         }
-        Action::Save => unreachable!("handled above"),
+        Action::Build | Action::Save => unreachable!("handled above"),
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Options {
     /// kselftest's own limit, 45 s or its target's `settings` file's.)
     #[arg(long, default_value_t = 900, value_parser = crate::cli::parse_seconds, allow_hyphen_values = true)]
     pub timeout: u64,
+    #[command(flatten)]
+    pub guest: crate::qemu::Resources,
 }
 
 /// What the guest runs: the tests of every target installed, as kselftest's docs run them.
@@ -60,6 +62,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     })();
     let (kernel, initrd) = match built {
         Ok(built) => built,
+        Err(e) if crate::dry::is_stop(&e) => return Err(e),
         Err(e) => {
             eprintln!("error: {e:#}");
             eprintln!("(exit status {NOT_BUILT}: the test kernel or the tests did not build, nothing ran)");
@@ -68,7 +71,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     };
     let build_s = start.elapsed().as_secs_f64();
     let timeout = (opts.timeout > 0).then(|| Duration::from_secs(opts.timeout));
-    let (text, run_s, timed_out) = boot(ctx, &kernel, &initrd, timeout)?;
+    let (text, run_s, timed_out) = boot(ctx, &kernel, &initrd, &opts.guest, timeout)?;
     let end = if timed_out { ktap::End::TimedOut } else { ktap::End::Finished };
     let report = results::group(ktap::parse(&text, end));
     if !report.found && !timed_out {
@@ -107,9 +110,14 @@ fn options(tree: &Tree, targets: &[String]) -> Result<Vec<String>> {
 }
 
 /// Boots with the tests and runs them: their output, seconds from qemu start, timed out.
-fn boot(ctx: &Ctx, kernel: &Kernel, initrd: &Utf8Path, timeout: Option<Duration>) -> Result<(String, f64, bool)> {
-    let memory = memory_mib(fs::metadata(initrd)?.len());
-    let argv = crate::qemu::boot_argv(kernel, Some(initrd), false, &[], &["-m".into(), format!("{memory}M")]);
+fn boot(
+    ctx: &Ctx,
+    kernel: &Kernel,
+    initrd: &Utf8Path,
+    guest: &crate::qemu::Resources,
+    timeout: Option<Duration>,
+) -> Result<(String, f64, bool)> {
+    let argv = crate::qemu::boot_argv(kernel, Some(initrd), false, &resources(guest, initrd)?, &[], &[]);
     eprintln!("$ {}", crate::runner::display(&argv));
     let logs = ctx.build.join("logs");
     fs::create_dir_all(&logs)?;
@@ -149,6 +157,15 @@ fn boot(ctx: &Ctx, kernel: &Kernel, initrd: &Utf8Path, timeout: Option<Duration>
         Err(e) => return Err(e),
     };
     Ok((text, started.elapsed().as_secs_f64(), timed_out))
+}
+
+/// `--cpus` and `--memory`; without `--memory`, enough for the tests' initramfs (`memory_mib`).
+fn resources(guest: &crate::qemu::Resources, initrd: &Utf8Path) -> Result<crate::qemu::Resources> {
+    let memory = match &guest.memory {
+        Some(m) => m.clone(),
+        None => format!("{}M", memory_mib(fs::metadata(initrd)?.len())),
+    };
+    Ok(crate::qemu::Resources { memory: Some(memory), ..guest.clone() })
 }
 
 /// The guest's memory for an initramfs of `bytes`: the archive, its unpacked files (the tests

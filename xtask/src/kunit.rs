@@ -38,6 +38,8 @@ pub struct Options {
     /// reported as timed out and the exit status is 124. 0: no limit.
     #[arg(long, default_value_t = 300, value_parser = crate::cli::parse_seconds, allow_hyphen_values = true)]
     pub timeout: u64,
+    #[command(flatten)]
+    pub guest: crate::qemu::Resources,
 }
 
 /// The report's files besides the summary (`cargo xtask kselftest` takes them too).
@@ -74,6 +76,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     let (kunitconfigs, lines) = config::load(&opts.kunitconfig, &tree.dir)?;
     let kernel = match crate::kernel::variant(ctx, &opts.kernel, &[OptionSet::new("kunit", lines)], false) {
         Ok(kernel) => kernel,
+        Err(e) if crate::dry::is_stop(&e) => return Err(e),
         Err(e) => {
             eprintln!("error: {e:#}");
             eprintln!("(exit status {NOT_BUILT}: the test kernel did not build, nothing ran)");
@@ -86,9 +89,15 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
         true => vec![None],
         false => opts.globs.iter().map(|g| Some(g.as_str())).collect(),
     };
+    if ctx.dry_run {
+        for glob in globs {
+            eprintln!("$ {}", crate::runner::display(&argv(&kernel, &opts.guest, glob)));
+        }
+        return Ok(0);
+    }
     let (mut suites, mut run_s, mut timed_out) = (Vec::new(), 0.0, false);
     for glob in globs {
-        let (report, s, t) = boot(ctx, &kernel, glob, timeout)?;
+        let (report, s, t) = boot(ctx, &kernel, &opts.guest, glob, timeout)?;
         suites.extend(report.suites);
         (run_s, timed_out) = (run_s + s, timed_out || t);
     }
@@ -130,17 +139,24 @@ pub fn finish(facts: &report::Run, report: &ktap::Report, outputs: &Outputs) -> 
     })
 }
 
+/// qemu's command line for a boot with `kunit.filter_glob=GLOB` (or every suite): no initramfs;
+/// KUnit shuts the guest down when its suites are done.
+fn argv(kernel: &Kernel, guest: &crate::qemu::Resources, glob: Option<&str>) -> Vec<String> {
+    // KUnit prints its results at KERN_INFO, which a `quiet` config would not show.
+    let mut append = vec!["kunit_shutdown=reboot".to_owned(), "loglevel=7".to_owned()];
+    append.extend(glob.map(|g| format!("kunit.filter_glob={g}")));
+    crate::qemu::boot_argv(kernel, None, false, guest, &append, &[])
+}
+
 /// One boot with `kunit.filter_glob=GLOB` (or every suite): its results, seconds, timed out.
 fn boot(
     ctx: &Ctx,
     kernel: &Kernel,
+    guest: &crate::qemu::Resources,
     glob: Option<&str>,
     timeout: Option<Duration>,
 ) -> Result<(ktap::Report, f64, bool)> {
-    // KUnit prints its results at KERN_INFO, which a `quiet` config would not show.
-    let mut append = vec!["kunit_shutdown=reboot".to_owned(), "loglevel=7".to_owned()];
-    append.extend(glob.map(|g| format!("kunit.filter_glob={g}")));
-    let argv = crate::qemu::boot_argv(kernel, None, false, &append, &[]);
+    let argv = argv(kernel, guest, glob);
     eprintln!("$ {}", crate::runner::display(&argv));
     let logs = ctx.build.join("logs");
     fs::create_dir_all(&logs)?;

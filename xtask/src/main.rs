@@ -6,9 +6,11 @@ mod builder;
 mod busybox;
 mod ccache;
 mod cli;
+mod clock;
 mod ctx;
 mod disk;
 mod distcc;
+mod dry;
 mod elf;
 mod engine;
 mod gdb;
@@ -23,6 +25,7 @@ mod prepare;
 mod proc;
 mod qemu;
 mod runner;
+mod shell;
 mod sources;
 mod stamp;
 mod step;
@@ -55,6 +58,10 @@ struct Cli {
     /// Stream every build step's full output (by default it goes to a log under build/logs/).
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     verbose: bool,
+    /// Print the commands that would run (each build step, its docker/podman line, qemu's) and
+    /// run none; write nothing under the build folder. What is up to date says so.
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    dry_run: bool,
     /// Folder for every build output [default: build/ in the repository].
     #[arg(long, global = true, env = "TEENY_BUILD_DIR", help_heading = GLOBAL)]
     build_dir: Option<Utf8PathBuf>,
@@ -164,6 +171,11 @@ enum Command {
 
 fn main() {
     if let Err(e) = try_main() {
+        // A dry run that printed what it could: not a failure.
+        if let Some(stop) = dry::stop(&e) {
+            eprintln!("{stop}");
+            std::process::exit(0);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -247,17 +259,26 @@ fn try_main() -> Result<()> {
         no_ccache: cli.no_ccache,
         distcc: cli.distcc,
         verbose: cli.verbose,
+        dry_run: cli.dry_run,
+        command: cli::command_words(&Cli::command(), &std::env::args().skip(1).collect::<Vec<_>>()),
     })?;
     // Before anything is written: a build folder make cannot use gets no lock file either.
     prepare::check_paths(&ctx)?;
+    if ctx.dry_run && matches!(cli.command, Command::Gdb { .. } | Command::Distcc { .. }) {
+        anyhow::bail!("--dry-run is for the commands that build or boot: not for `gdb` or `distcc`");
+    }
     match cli.command {
         Command::Builder => {
             prepare::runner(&ctx)?;
         }
         Command::Fetch => {
             for package in [sources::Package::Busybox, sources::Package::Linux] {
-                let tree = sources::fetch(&ctx, package)?;
-                println!("{} {}", tree.version, tree.dir);
+                match sources::fetch(&ctx, package) {
+                    Ok(tree) => println!("{} {}", tree.version, tree.dir),
+                    // A dry run goes on with the other package.
+                    Err(ref e) if let Some(stop) = dry::stop(e) => eprintln!("{stop}"),
+                    Err(e) => return Err(e),
+                }
             }
         }
         Command::Busybox { edit } => {
@@ -296,6 +317,18 @@ mod tests {
         );
         assert_eq!(cli::misplaced_option(&Cli::command(), "--no-such-flag"), None);
         assert_eq!(cli::misplaced_option(&Cli::command(), "-x"), None);
+    }
+
+    #[test]
+    fn the_command_words_are_the_command_line_without_the_global_options() {
+        let words = |line: &str| {
+            let args: Vec<String> = line.split(' ').map(String::from).collect();
+            cli::command_words(&Cli::command(), &args).join(" ")
+        };
+        assert_eq!(words("--arch arm64 -j 4 kunit --kernel fast -v"), "kunit --kernel fast");
+        assert_eq!(words("kunit --arch=riscv64 -j4 --no-ccache --kernel=fast"), "kunit --kernel=fast");
+        assert_eq!(words("--distcc a,b qemu --share /x -- --arch x"), "qemu --share /x -- --arch x");
+        assert_eq!(words("--build-dir /b kernel --arch arm64 fast"), "kernel fast");
     }
 
     #[test]

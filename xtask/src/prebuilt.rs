@@ -33,13 +33,15 @@ pub fn kernel(ctx: &Ctx, image: &Utf8Path, modules_dir: Option<&Utf8Path>, sets:
     }
     eprintln!("{image}: {} {}, release {}", id.arch.name, id.kind, id.release);
     let obj = ctx.build.join("prebuilt").join(&id.release);
-    fs::create_dir_all(&obj)?;
+    if !ctx.dry_run {
+        fs::create_dir_all(&obj)?;
+    }
     let wanted: Vec<&str> = sets.iter().flat_map(|s| s.modules.iter().copied()).collect();
     let (layer, load) = match wanted.is_empty() {
         true => (None, Vec::new()),
         false => {
             let dir = modules_folder(modules_dir, &id.release)?;
-            let (layer, load) = modules_layer(&dir, &id.release, &wanted, &obj)?;
+            let (layer, load) = modules_layer(&dir, &id.release, &wanted, &obj, ctx.dry_run)?;
             (Some(layer), load)
         }
     };
@@ -87,13 +89,24 @@ fn modules_folder(dir: Option<&Utf8Path>, release: &str) -> Result<Utf8PathBuf> 
 }
 
 /// Packs the module files `wanted` need (and `modules.dep` for them) from `dir` as a layer in
-/// `obj`; returns it and the modules init is to load.
-fn modules_layer(dir: &Utf8Path, release: &str, wanted: &[&str], obj: &Utf8Path) -> Result<(Utf8PathBuf, Vec<String>)> {
-    let dep_path = dir.join("modules.dep");
-    let dep = fs::read_to_string(&dep_path)?;
+/// `obj`; returns it and the modules init is to load. A dry run writes nothing.
+fn modules_layer(
+    dir: &Utf8Path,
+    release: &str,
+    wanted: &[&str],
+    obj: &Utf8Path,
+    dry_run: bool,
+) -> Result<(Utf8PathBuf, Vec<String>)> {
+    let dep = fs::read_to_string(dir.join("modules.dep"))?;
     let builtin = fs::read_to_string(dir.join("modules.builtin")).unwrap_or_default();
     let deps = modules::Deps::parse(&dep, &builtin);
     let (files, load) = deps.closure(wanted, release).with_context(|| format!("modules from {dir}"))?;
+    let key = sha256_hex(&wanted.iter().map(|w| w.as_bytes()).collect::<Vec<_>>());
+    let layer = obj.join(format!("teeny-modules-{}.cpio.gz", &key[..12]));
+    if dry_run {
+        eprintln!("dry run: would write {layer} ({} modules from {dir}; init loads {})", files.len(), load.join(", "));
+        return Ok((layer, load));
+    }
     // A staging tree of just these modules, packed as `make modules_install` output is.
     let root = obj.join("teeny-modules");
     if root.exists() {
@@ -107,8 +120,6 @@ fn modules_layer(dir: &Utf8Path, release: &str, wanted: &[&str], obj: &Utf8Path)
         fs::copy(dir.join(file), &dest)?;
     }
     fs::write(modules.join("modules.dep"), deps.subset(&files))?;
-    let key = sha256_hex(&wanted.iter().map(|w| w.as_bytes()).collect::<Vec<_>>());
-    let layer = obj.join(format!("teeny-modules-{}.cpio.gz", &key[..12]));
     let (count, bytes) = crate::initramfs::write_modules(&root, &layer, Compression::Gzip)?;
     eprintln!("{layer} ({bytes} bytes, {count} modules from {dir}; init loads {})", load.join(", "));
     Ok((layer, load))

@@ -32,7 +32,10 @@ pub fn runner(ctx: &Ctx) -> Result<&Runner> {
         return Ok(r);
     }
     check_paths(ctx)?;
-    crate::ccache::check(ctx.ccache.as_deref())?;
+    // The check writes a probe file; a dry run writes nothing.
+    if !ctx.dry_run {
+        crate::ccache::check(ctx.ccache.as_deref())?;
+    }
     let container = match ctx.runner_kind.engine() {
         None => None,
         Some(engine) => {
@@ -42,5 +45,5 @@ pub fn runner(ctx: &Ctx) -> Result<&Runner> {
             Some(Container::new(engine, &image, workdirs))
         }
     };
-    Ok(ctx.runner.0.get_or_init(|| Runner::new(container, ctx.build.join("logs"), ctx.verbose)))
+    Ok(ctx.runner.0.get_or_init(|| Runner::new(container, ctx.build.join("logs"), ctx.verbose, ctx.dry_run)))
 }

@@ -5,21 +5,22 @@
 //! In both modes qemu's stderr goes through us, so that its fatal errors (a failing KVM stops
 //! the guest without ending qemu) end the run at once with their cause.
 
+mod argv;
 mod console;
 mod kvm;
 mod process;
 mod protocol;
 pub mod share;
 
+pub use argv::{Resources, boot_argv};
 pub use console::{Guest, Line, TimedOut};
 pub use kvm::preflight;
 use process::{Event, causes, failure, is_kvm, is_qemu_error, spawn};
 
-use crate::arch::Arch;
 use crate::ctx::Ctx;
 use crate::kernel::{Kernel, OptionSet};
 use anyhow::{Context, Result, bail};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
@@ -49,7 +50,9 @@ pub struct Options {
     /// Extra kernel command line arguments (after console= the arch's console and panic=-1).
     #[arg(long, allow_hyphen_values = true)]
     pub append: Vec<String>,
-    /// Extra qemu arguments, split at spaces (e.g. --qemu-args "-m 512M -smp 2").
+    #[command(flatten)]
+    pub guest: Resources,
+    /// Extra qemu arguments, split at spaces, after every other (e.g. --qemu-args "-cpu max").
     #[arg(long, allow_hyphen_values = true)]
     pub qemu_args: Option<String>,
     /// Mount host folder DIR in the guest over virtio-9p, at GUEST_PATH (default: the same
@@ -82,58 +85,6 @@ impl Options {
     fn timeout(&self) -> Option<Duration> {
         (self.timeout > 0).then(|| Duration::from_secs(self.timeout))
     }
-}
-
-/// Inputs of the qemu command line.
-pub struct Machine<'a> {
-    pub arch: &'a Arch,
-    pub kernel: &'a Utf8Path,
-    /// None: no initramfs (a kernel that ends by itself before init, as KUnit's does).
-    pub initrd: Option<&'a Utf8Path>,
-    pub kvm: bool,
-    pub append: &'a [String],
-    pub qemu_args: &'a [String],
-}
-
-/// The walk-through's boot line, with the arch's qemu, board and console. `panic=-1` and
-/// `-no-reboot` turn a kernel panic into a prompt qemu exit instead of a reboot loop.
-pub fn qemu_argv(m: &Machine) -> Vec<String> {
-    let mut append = vec![format!("console={}", m.arch.console), "panic=-1".to_owned()];
-    append.extend(m.append.iter().cloned());
-    let mut argv: Vec<String> = [m.arch.qemu, "-kernel", m.kernel.as_str()].map(String::from).into();
-    if let Some(initrd) = m.initrd {
-        argv.extend(["-initrd".into(), initrd.to_string()]);
-    }
-    argv.push("-nographic".into());
-    argv.extend(["-append".into(), append.join(" "), "-no-reboot".into()]);
-    if m.kvm {
-        argv.push("-enable-kvm".into());
-    }
-    // Before the caller's arguments, which can so pick another board or CPU.
-    argv.extend(m.arch.machine_args(m.kvm));
-    argv.extend(m.qemu_args.iter().cloned());
-    argv
-}
-
-/// The command line for a built kernel: its config's own kernel and qemu arguments first, then
-/// the caller's, which can so override them.
-pub fn boot_argv(
-    kernel: &Kernel,
-    initrd: Option<&Utf8Path>,
-    kvm: bool,
-    append: &[String],
-    qemu_args: &[String],
-) -> Vec<String> {
-    let append = [&kernel.append[..], append].concat();
-    let qemu_args = [&kernel.qemu_args[..], qemu_args].concat();
-    qemu_argv(&Machine {
-        arch: kernel.arch,
-        kernel: &kernel.image,
-        initrd,
-        kvm,
-        append: &append,
-        qemu_args: &qemu_args,
-    })
 }
 
 /// A headless run's exit status when nothing could be built to boot: what `git bisect run`
@@ -169,7 +120,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
         Ok((kernel, initrd))
     });
     let (kernel, initrd) = match built {
-        Err(e) if !opts.command.is_empty() => {
+        Err(e) if !opts.command.is_empty() && !crate::dry::is_stop(&e) => {
             eprintln!("error: {e:#}");
             eprintln!("(exit status {NOT_RUN}: the command did not run; `git bisect run` skips such a commit)");
             return Ok(NOT_RUN);
@@ -183,12 +134,17 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
         append.push(crate::gdb::APPEND.to_owned());
         qemu_args.extend(crate::gdb::qemu_args(socket));
         // A socket left by an earlier qemu would make this one fail to listen.
-        let _ = std::fs::remove_file(socket);
+        if !ctx.dry_run {
+            let _ = std::fs::remove_file(socket);
+        }
     }
     append.extend(opts.append.iter().cloned());
     qemu_args.extend(opts.qemu_args());
-    let argv = boot_argv(&kernel, Some(&initrd), opts.kvm, &append, &qemu_args);
+    let argv = boot_argv(&kernel, Some(&initrd), opts.kvm, &opts.guest, &append, &qemu_args);
     eprintln!("$ {}", crate::runner::display(&argv));
+    if ctx.dry_run {
+        return Ok(0);
+    }
     if opts.command.is_empty() {
         eprintln!("(the terminal is the guest's serial console: Ctrl-a x quits qemu)");
         return interactive(&argv, |pid| match &gdb_socket {
@@ -272,85 +228,4 @@ fn interactive(argv: &[String], started: impl FnOnce(u32) -> Result<()>) -> Resu
     }
     let status = child.wait().context("waiting for qemu")?;
     Ok(status.code().unwrap_or(1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn machine(kvm: bool) -> Vec<String> {
-        machine_of("x86_64", kvm)
-    }
-
-    fn machine_of(arch: &str, kvm: bool) -> Vec<String> {
-        let append = vec!["quiet".to_owned()];
-        let extra = vec!["-m".to_owned(), "512M".to_owned()];
-        qemu_argv(&Machine {
-            arch: crate::arch::parse(arch).unwrap(),
-            kernel: "/b/bzImage".into(),
-            initrd: Some("/b/i.cpio.gz".into()),
-            kvm,
-            append: &append,
-            qemu_args: &extra,
-        })
-    }
-
-    #[test]
-    fn boots_like_the_walk_through() {
-        let argv = machine(false);
-        assert_eq!(
-            argv[..7],
-            ["qemu-system-x86_64", "-kernel", "/b/bzImage", "-initrd", "/b/i.cpio.gz", "-nographic", "-append"]
-        );
-        assert_eq!(argv[7], "console=ttyS0 panic=-1 quiet");
-        assert!(argv.contains(&"-no-reboot".to_owned()));
-        assert!(!argv.contains(&"-enable-kvm".to_owned()));
-        assert_eq!(argv[argv.len() - 2..], ["-m", "512M"]);
-    }
-
-    #[test]
-    fn arm64_boots_virt_on_a_cortex_a57_with_the_pl011_console() {
-        let argv = machine_of("arm64", false);
-        assert_eq!(argv[0], "qemu-system-aarch64");
-        assert_eq!(argv[7], "console=ttyAMA0 panic=-1 quiet");
-        assert_eq!(argv[argv.len() - 6..], ["-M", "virt", "-cpu", "cortex-a57", "-m", "512M"]);
-        let kvm = machine_of("arm64", true);
-        assert_eq!(kvm[kvm.len() - 7..kvm.len() - 2], ["-enable-kvm", "-M", "virt", "-cpu", "host"]);
-    }
-
-    #[test]
-    fn riscv64_boots_virt_through_opensbi_on_ttys0() {
-        let argv = machine_of("riscv64", false);
-        assert_eq!(argv[0], "qemu-system-riscv64");
-        assert_eq!(argv[7], "console=ttyS0 panic=-1 quiet");
-        assert_eq!(argv[argv.len() - 4..], ["-M", "virt", "-m", "512M"]);
-    }
-
-    #[test]
-    fn a_configs_own_settings_come_before_the_users() {
-        let kernel = Kernel {
-            arch: crate::arch::parse("x86_64").unwrap(),
-            obj: "/o".into(),
-            boot_image: "/o/bzImage".into(),
-            vmlinux: "/o/vmlinux".into(),
-            release: "6.1".into(),
-            image: "/o/vmlinux".into(),
-            qemu_args: vec!["-M".into(), "microvm".into()],
-            append: vec!["quiet".into()],
-            initramfs: crate::initramfs::Compression::None,
-            virtio: crate::arch::Virtio::Mmio,
-            modules: None,
-            unsaved: Vec::new(),
-        };
-        let argv =
-            boot_argv(&kernel, Some("/i.cpio".into()), false, &["loglevel=8".into()], &["-m".into(), "64M".into()]);
-        assert_eq!(argv[2], "/o/vmlinux", "boots the image the config names");
-        assert!(argv.contains(&"console=ttyS0 panic=-1 quiet loglevel=8".to_owned()), "{argv:?}");
-        assert_eq!(argv[argv.len() - 4..], ["-M", "microvm", "-m", "64M"]);
-    }
-
-    #[test]
-    fn kvm_adds_enable_kvm() {
-        assert!(machine(true).contains(&"-enable-kvm".to_owned()));
-    }
 }

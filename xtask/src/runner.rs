@@ -40,16 +40,7 @@ impl RunnerKind {
 
 /// Quotes an argv for display only (commands are never run through a shell).
 pub fn display(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_=./:,+@%".contains(c)) {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::shell::join(argv)
 }
 
 /// Runs steps in the container or on the host. Output goes to a log under `logs`; the terminal
@@ -58,6 +49,8 @@ pub struct Runner {
     container: Option<Container>,
     logs: Utf8PathBuf,
     verbose: bool,
+    /// `--dry-run`: steps are printed, with the engine's command line, and not run.
+    dry_run: bool,
     /// Logs already started by this process: the first step of a run truncates, later ones append.
     opened: RefCell<HashSet<String>>,
 }
@@ -66,17 +59,22 @@ pub struct Runner {
 const FAILURE_TAIL: usize = 40;
 
 impl Runner {
-    pub fn new(container: Option<Container>, logs: Utf8PathBuf, verbose: bool) -> Runner {
-        Runner { container, logs, verbose, opened: RefCell::default() }
+    pub fn new(container: Option<Container>, logs: Utf8PathBuf, verbose: bool, dry_run: bool) -> Runner {
+        Runner { container, logs, verbose, dry_run, opened: RefCell::default() }
     }
 
     pub fn image(&self) -> Option<&str> {
         self.container.as_ref().map(|c| c.image.as_str())
     }
 
-    /// Prints the step as the user would type it, then runs it to completion, logging its output.
+    /// Prints the step as the user would type it, then runs it to completion, logging its
+    /// output. In a dry run, prints where it would run (the container's command line) instead.
     pub fn run(&self, step: &Step) -> Result<()> {
         eprintln!("$ {}", display(&step.argv));
+        if self.dry_run {
+            eprintln!("  {}", self.dry_line(step));
+            return Ok(());
+        }
         let (mut cmd, argv, name) = self.command(step, !step.interactive);
         if step.interactive {
             let status = cmd.status().with_context(|| format!("cannot start {}", argv[0]))?;
@@ -135,8 +133,23 @@ impl Runner {
         Ok(())
     }
 
-    /// Runs a short step quietly and returns its output (probes, not builds).
+    /// What a dry run says of a step besides its own command: the container's command line,
+    /// or on the host the folder and environment it would get.
+    fn dry_line(&self, step: &Step) -> String {
+        let (_, argv, _) = self.command(step, !step.interactive);
+        if self.container.is_some() {
+            return format!("(in the builder: {})", display(&argv));
+        }
+        let env: Vec<String> = step.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        match env.is_empty() {
+            true => format!("(on this machine, in {})", step.cwd),
+            false => format!("(on this machine, in {}, with {})", step.cwd, display(&env)),
+        }
+    }
+
+    /// Runs a short step quietly and returns its output (probes, not builds; none in a dry run).
     pub fn output(&self, step: &Step) -> Result<std::process::Output> {
+        anyhow::ensure!(!self.dry_run, "a dry run runs no probe: {}", display(&step.argv));
         let (mut cmd, _, _) = self.command(step, false);
         cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot run {}", display(&step.argv)))
     }
@@ -306,6 +319,36 @@ mod tests {
         assert_eq!(line, "  [1m05s] CC kernel/fork.o");
         assert_eq!(status_line(Duration::from_millis(4200), &"x".repeat(200), 30).chars().count(), 29);
         assert_eq!(elapsed(Duration::from_millis(4270)), "4.2s");
+    }
+
+    #[test]
+    fn a_dry_run_prints_the_step_and_runs_nothing() {
+        let dir =
+            Utf8PathBuf::try_from(std::env::temp_dir()).unwrap().join(format!("teeny-dry-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let made = dir.join("made");
+        let step = Step::new(&dir, &["touch", made.as_str()]).env("K", "a b").log("dry");
+        let runner = Runner::new(None, dir.join("logs"), false, true);
+        runner.run(&step).unwrap();
+        assert_eq!(runner.dry_line(&step), format!("(on this machine, in {dir}, with 'K=a b')"));
+        assert!(runner.output(&step).is_err(), "a probe in a dry run");
+        assert!(!made.exists() && !dir.join("logs").exists(), "the dry run ran the step or opened its log");
+        // The same step, run.
+        Runner::new(None, dir.join("logs"), false, false).run(&step).unwrap();
+        assert!(made.exists() && dir.join("logs/dry.log").exists());
+        let container = Container {
+            engine: crate::engine::Engine::DOCKER,
+            image: "teeny-linux-builder:abc".into(),
+            uid: 1,
+            gid: 1,
+            workdirs: vec![dir.clone()],
+            stdin_is_tty: false,
+            utf8: false,
+        };
+        let line = Runner::new(Some(container), dir.join("logs"), false, true).dry_line(&step);
+        assert!(line.starts_with("(in the builder: docker run --rm --init --interactive --name=teeny-"), "{line}");
+        assert!(line.ends_with(&format!(" teeny-linux-builder:abc teeny-run touch {made})")), "{line}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

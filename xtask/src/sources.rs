@@ -150,7 +150,7 @@ fn fetch_any(ctx: &Ctx, package: Package) -> Result<Tree> {
                 // Unpacked from bytes that matched the pin, whose tarball is gone since.
                 return Ok(tree);
             } else {
-                download(pin, &tarball)?;
+                download(pin, &tarball, ctx.dry_run)?;
             }
             extract(ctx, package, &tarball, &name, &pin.sha256)
         }
@@ -173,7 +173,7 @@ fn cached_sha256_of(ctx: &Ctx, path: &Utf8Path, expected: Option<&str>) -> Resul
         return Ok(sha);
     }
     let sha = sha256_file(path, None)?;
-    if expected.is_none_or(|e| e == sha) {
+    if expected.is_none_or(|e| e == sha) && !ctx.dry_run {
         fs::create_dir_all(cache.parent().unwrap())?;
         write_atomic(&cache, format!("{key} {sha}").as_bytes())?;
     }
@@ -225,6 +225,10 @@ fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &st
     }
     let src = ctx.build.join("src");
     let dest = src.join(name);
+    if ctx.dry_run {
+        crate::prepare::runner(ctx)?.run(&unpack_step(&src, tarball, &crate::disk::tmp_sibling(&dest), name))?;
+        return Err(crate::dry::needs(&dest));
+    }
     // Two commands unpacking the same tree wait for each other; the second finds it done.
     let _lock = ctx.lock(&dest)?;
     if let Some(tree) = unpacked(ctx, package, name, sha)? {
@@ -243,11 +247,7 @@ fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &st
     let guard = crate::disk::Tmp::beside(&dest);
     let tmp = guard.path().to_owned();
     fs::create_dir_all(&tmp)?;
-    let tarball_dir = tarball.parent().context("tarball has no parent folder")?;
-    let step = Step::new(&src, &["tar", "-xf", tarball.as_str(), "-C", tmp.as_str()])
-        .mount(tarball_dir, true)
-        .log(&format!("unpack-{name}"));
-    crate::prepare::runner(ctx)?.run(&step)?;
+    crate::prepare::runner(ctx)?.run(&unpack_step(&src, tarball, &tmp, name))?;
     let top: Vec<_> = fs::read_dir(&tmp)?.collect::<std::io::Result<_>>()?;
     let [top] = &top[..] else { bail!("{tarball} does not unpack to a single folder") };
     let top = Utf8PathBuf::try_from(top.path())?;
@@ -261,6 +261,15 @@ fn extract(ctx: &Ctx, package: Package, tarball: &Utf8Path, name: &str, sha: &st
     stamp.write()?;
     eprintln!("unpacked {} {version} into {dest}", package.name());
     Ok(Tree { dir: dest, version, user_dir: false, id: Some(sha.to_owned()) })
+}
+
+/// `tar -xf TARBALL -C TMP` in `src`, the tarball's folder mounted read-only.
+fn unpack_step(src: &Utf8Path, tarball: &Utf8Path, tmp: &Utf8Path, name: &str) -> Step {
+    let step = Step::new(src, &["tar", "-xf", tarball.as_str(), "-C", tmp.as_str()]).log(&format!("unpack-{name}"));
+    match tarball.parent() {
+        Some(dir) => step.mount(dir, true),
+        None => step,
+    }
 }
 
 /// Checks that `dir` looks like the package's tree and returns its version from the Makefile.

@@ -30,6 +30,19 @@ pub struct Instrumented {
 /// `nokaslr`, so that addresses are vmlinux's.
 const INSTRUMENTED: [&str; 5] = ["initcall_debug", "printk.time=1", "loglevel=7", "log_buf_len=1M", "nokaslr"];
 
+/// qemu's monitor socket for `--profile`; not in the run's folder: a unix socket's path has at
+/// most 107 bytes.
+fn socket(ctx: &Ctx) -> Utf8PathBuf {
+    ctx.build.join(format!("bench/qmp-{}.sock", ctx.arch.name))
+}
+
+/// qemu's command line for the instrumented boot, with `profile` its monitor on [`socket`].
+pub fn argv(ctx: &Ctx, opts: &Options, kernel: &Kernel, initrd: &Utf8Path, profile: bool) -> Vec<String> {
+    let append = INSTRUMENTED.map(String::from);
+    let qemu_args = if profile { sampler::qemu_args(&socket(ctx)) } else { Vec::new() };
+    qemu::boot_argv(kernel, Some(initrd), opts.kvm, &opts.guest, &append, &qemu_args)
+}
+
 /// Boots `kernel` once with its console instrumented (and with `profile`, its program counter
 /// sampled through qemu's monitor) and draws the timeline (and the profile) into the run's
 /// folder `dir`, their paths into `written`; the row gets them. The booted kernel is the
@@ -43,12 +56,9 @@ pub fn boot(
     dir: &Utf8Path,
     written: &mut Vec<Utf8PathBuf>,
 ) -> Result<()> {
-    // Not in the run's folder: a unix socket's path has at most 107 bytes.
-    let socket = ctx.build.join(format!("bench/qmp-{}.sock", ctx.arch.name));
+    let socket = socket(ctx);
     let initrd = kernel.initrd(ctx, false)?;
-    let append = INSTRUMENTED.map(String::from);
-    let qemu_args = if profile { sampler::qemu_args(&socket) } else { Vec::new() };
-    let argv = qemu::boot_argv(kernel, Some(&initrd), opts.kvm, &append, &qemu_args);
+    let argv = argv(ctx, opts, kernel, &initrd, profile);
     eprintln!("instrumented boot of {}: $ {}", row.config, crate::runner::display(&argv));
     // A socket left by an earlier run would make qemu fail to listen.
     let _ = std::fs::remove_file(&socket);

@@ -30,7 +30,7 @@ impl std::fmt::Display for Packing {
 /// `dev/console` (making a device node needs root).
 pub fn packing(ctx: &Ctx) -> Result<Packing> {
     let install = crate::busybox::build(ctx, false)?;
-    let stage = ctx.build.join("bench/tree");
+    let stage = stage(ctx);
     if stage.exists() {
         fs::remove_dir_all(&stage)?;
     }
@@ -46,16 +46,30 @@ pub fn packing(ctx: &Ctx) -> Result<Packing> {
             archive::Kind::CharDev { .. } => {}
         }
     }
-    let (ours, theirs) = (ctx.build.join("bench/ours.cpio.gz"), ctx.build.join("bench/theirs.cpio.gz"));
+    let (ours, theirs) = (ctx.build.join("bench/ours.cpio.gz"), theirs(ctx));
     let start = Instant::now();
     let ours_bytes = initramfs::write(&archive::collect(&stage)?, 0, &ours, initramfs::Compression::Gzip)?;
     let ours_s = start.elapsed().as_secs_f64();
-    eprintln!("$ (cd {stage} && find . | cpio -o -H newc --quiet | gzip -9 > {theirs})");
+    eprintln!("$ {}", shown(ctx));
     let start = Instant::now();
     pipeline(&[&["find", "."], &["cpio", "-o", "-H", "newc", "--quiet"], &["gzip", "-9"]], &stage, &theirs)
         .context("find | cpio | gzip (is GNU cpio installed?)")?;
     let cpio_gzip_s = start.elapsed().as_secs_f64();
     Ok(Packing { ours_s, ours_bytes, cpio_gzip_s, cpio_gzip_bytes: fs::metadata(&theirs)?.len() })
+}
+
+/// Where the tree is staged, and the pipeline's archive.
+fn stage(ctx: &Ctx) -> camino::Utf8PathBuf {
+    ctx.build.join("bench/tree")
+}
+
+fn theirs(ctx: &Ctx) -> camino::Utf8PathBuf {
+    ctx.build.join("bench/theirs.cpio.gz")
+}
+
+/// The pipeline as one would type it.
+pub fn shown(ctx: &Ctx) -> String {
+    format!("(cd {} && find . | cpio -o -H newc --quiet | gzip -9 > {})", stage(ctx), theirs(ctx))
 }
 
 /// `a | b | c > out` in `dir`, without a shell: each stage's stdout is the next one's stdin.

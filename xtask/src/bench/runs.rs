@@ -11,24 +11,13 @@ pub const LATEST: &str = "latest";
 
 /// `YYYYMMDD-HHMMSS` of `unix_s` seconds since 1970 (UTC): sortable as text.
 pub fn stamp(unix_s: u64) -> String {
-    let (days, secs) = (unix_s / 86400, unix_s % 86400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's days_from_civil, inverted).
-    let z = days as i64 + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    let [y, mo, d, h, mi, s] = crate::clock::civil(unix_s);
+    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
 }
 
 /// The stamp of now.
 pub fn now() -> String {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    stamp(since.map_or(0, |d| d.as_secs()))
+    stamp(crate::clock::now_unix())
 }
 
 /// Makes a new folder for a run in `bench`: `STAMP`, or `STAMP-2`, `STAMP-3` … when a run that

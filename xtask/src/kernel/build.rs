@@ -1,15 +1,18 @@
-//! Compiling a configured kernel: make through ccache and distcc, modules installed and packed
-//! as a layer of their own, the build record; and the kernel a build left, as it boots.
+//! A kernel's build: its make steps, configuring and compiling (make through ccache and
+//! distcc), modules installed and packed as a layer of their own, the build record written
+//! before and after; and the kernel a build left, as it boots.
 
+use super::Config;
+use super::configure::configure;
 use super::make::make;
 use super::profile::Profile;
 use super::record;
 use crate::arch::Virtio;
-use crate::ctx::Ctx;
-use crate::ctx::{sha256_hex, write_atomic};
+use crate::ctx::{Ctx, sha256_hex};
 use crate::initramfs::Compression;
 use crate::kconfig;
 use crate::sources::Tree;
+use crate::step::Step;
 use anyhow::Result;
 use camino::{Utf8Path, Utf8PathBuf};
 use fs_err as fs;
@@ -70,46 +73,100 @@ impl Kernel {
     }
 }
 
-pub(super) fn compile(
+/// The make steps of a build, in order: the base target, olddefconfig, and the compile with
+/// its `-j` (this machine's jobs and the distcc workers' slots), as the user would type them.
+pub(super) fn recipe(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile) -> Result<[Step; 3]> {
+    let jobs = crate::distcc::jobs(ctx)?;
+    Ok([
+        make(ctx, tree, obj, &[&profile.base]),
+        make(ctx, tree, obj, &["olddefconfig"]),
+        make(ctx, tree, obj, &[&format!("-j{jobs}")]),
+    ])
+}
+
+/// Configures and compiles `config` in `obj`, its build record written first as `running`
+/// (with its `reproducer`), then as `pass` or `fail`.
+pub(super) fn build(
     ctx: &Ctx,
     tree: &Tree,
     obj: &Utf8Path,
-    name: &str,
-    text: &str,
-    profile: &Profile,
+    config: &Config,
     start: std::time::Instant,
 ) -> Result<Kernel> {
+    let recipe = recipe(ctx, tree, obj, config.profile)?;
+    let mut record = record::Record {
+        status: record::Status::Running,
+        error: None,
+        started: crate::clock::iso8601(crate::clock::now_unix()),
+        config: config.name.to_owned(),
+        arch: ctx.arch.name.to_owned(),
+        config_sha256: sha256_hex(&[config.text.as_bytes()]),
+        base: config.profile.base.clone(),
+        merge: config.profile.merge.clone(),
+        source: record::Source { version: tree.version.clone(), sha256: tree.id.clone(), dir: tree.dir.clone() },
+        builder_image: crate::prepare::runner(ctx)?.image().unwrap_or("host").to_owned(),
+        toolchain: ctx.toolchain.name().to_owned(),
+        compiler: None,
+        make: recipe.iter().map(|s| crate::runner::display(&s.argv)).collect(),
+        duration_s: None,
+        vmlinux: None,
+        bzimage: None,
+        ccache: None,
+        unsaved_changes: Vec::new(),
+        warnings: None,
+    };
+    fs::create_dir_all(obj)?;
+    record.write(obj)?;
+    super::reproducer::write(ctx, obj, config, tree)?;
+    let log = crate::prepare::runner(ctx)?.log_path(&recipe[2]);
+    let warnings = || fs::read_to_string(&log).ok().map(|l| record::warnings(&l));
+    let result = configure(ctx, tree, obj, config.path, config.text, config.profile, false)
+        .and_then(|()| compile(ctx, tree, obj, config.profile, recipe));
+    let (kernel, ccache) = match result {
+        Ok(built) => built,
+        Err(e) => {
+            record.fail(&e, start.elapsed().as_secs_f64());
+            record.warnings = warnings();
+            record.unsaved_changes = super::unsaved::changes(obj);
+            if let Err(w) = record.write(obj) {
+                eprintln!("warning: {w:#}");
+            }
+            return Err(e);
+        }
+    };
+    record.status = record::Status::Pass;
+    record.compiler = kconfig::value_of(&fs::read_to_string(obj.join(".config"))?, "CC_VERSION_TEXT")
+        .map(|v| v.trim_matches('"').to_owned());
+    record.duration_s = Some(start.elapsed().as_secs_f64());
+    record.vmlinux = Some(record::Artifact::of(&kernel.vmlinux)?);
+    record.bzimage = Some(record::Artifact::of(&kernel.boot_image)?);
+    record.ccache = ccache;
+    record.unsaved_changes = kernel.unsaved.clone();
+    record.warnings = warnings();
+    record.write(obj)?;
+    Ok(kernel)
+}
+
+/// Compiles the configured kernel in `obj` (the last step of `recipe`), installs its modules;
+/// the kernel and the compile's ccache counts.
+fn compile(
+    ctx: &Ctx,
+    tree: &Tree,
+    obj: &Utf8Path,
+    profile: &Profile,
+    recipe: [Step; 3],
+) -> Result<(Kernel, Option<crate::ccache::Stats>)> {
+    super::unsaved::warn("building", &super::unsaved::changes(obj));
     // kbuild deletes the target a failed rule was writing (.DELETE_ON_ERROR), so a build that
     // ran out of space resumes cleanly once there is room; say so before it starts, not deep in it.
     crate::disk::require_space(obj, crate::disk::GIB, &format!("building the kernel in {obj}"))?;
     let stats_log = obj.join(".teeny-ccache-stats.log");
-    let build = crate::distcc::compile(ctx, &stats_log, |jobs| make(ctx, tree, obj, &[&format!("-j{jobs}")]))?;
+    let [_, _, build] = recipe;
+    crate::distcc::compile(ctx, &stats_log, build)?;
     install_modules(ctx, tree, obj, profile)?;
     let kernel = built(ctx, obj, profile)?;
     kernel.report()?;
-    let ccache = crate::ccache::stats(&stats_log);
-    let recipe = [make(ctx, tree, obj, &[&profile.base]), make(ctx, tree, obj, &["olddefconfig"]), build];
-    let record = record::Record {
-        config: name.to_owned(),
-        arch: ctx.arch.name.to_owned(),
-        config_sha256: sha256_hex(&[text.as_bytes()]),
-        base: profile.base.clone(),
-        merge: profile.merge.clone(),
-        source: record::Source { version: tree.version.clone(), sha256: tree.id.clone(), dir: tree.dir.clone() },
-        builder_image: crate::prepare::runner(ctx)?.image().unwrap_or("host").to_owned(),
-        toolchain: ctx.toolchain.name().to_owned(),
-        compiler: kconfig::value_of(&fs::read_to_string(obj.join(".config"))?, "CC_VERSION_TEXT")
-            .map(|v| v.trim_matches('"').to_owned()),
-        make: recipe.iter().map(|s| crate::runner::display(&s.argv)).collect(),
-        duration_s: start.elapsed().as_secs_f64(),
-        vmlinux: record::Artifact::of(&kernel.vmlinux)?,
-        bzimage: record::Artifact::of(&kernel.boot_image)?,
-        ccache,
-        unsaved_changes: kernel.unsaved.clone(),
-        warnings: record::warnings(&fs::read_to_string(crate::prepare::runner(ctx)?.log_path(&recipe[2]))?),
-    };
-    write_atomic(&obj.join(record::FILE), serde_json::to_string_pretty(&record)?.as_bytes())?;
-    Ok(kernel)
+    Ok((kernel, crate::ccache::stats(&stats_log)))
 }
 
 /// The modules layer of the kernel in `obj`, stored as its initramfs is.
@@ -123,18 +180,32 @@ pub(super) fn modules_layer(obj: &Utf8Path, profile: &Profile) -> Utf8PathBuf {
 pub(super) fn install_modules(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &Profile) -> Result<()> {
     let layer = modules_layer(obj, profile);
     let _ = fs::remove_file(&layer);
-    if kconfig::value_of(&fs::read_to_string(obj.join(".config"))?, "MODULES") != Some("y") {
+    if !has_modules(obj)? {
         return Ok(());
     }
-    let root = obj.join("teeny-modules");
+    let root = modules_root(obj);
     if root.exists() {
         fs::remove_dir_all(&root)?;
     }
-    let install = ["modules_install", &format!("INSTALL_MOD_PATH={root}"), "INSTALL_MOD_STRIP=1"];
-    crate::prepare::runner(ctx)?.run(&make(ctx, tree, obj, &install))?;
+    crate::prepare::runner(ctx)?.run(&modules_install(ctx, tree, obj))?;
     let (count, bytes) = crate::initramfs::write_modules(&root, &layer, profile.initramfs)?;
     eprintln!("{layer} ({bytes} bytes, {count} module{})", if count == 1 { "" } else { "s" });
     Ok(())
+}
+
+/// Whether the kernel configured in `obj` has modules (CONFIG_MODULES=y).
+pub(super) fn has_modules(obj: &Utf8Path) -> Result<bool> {
+    Ok(kconfig::value_of(&fs::read_to_string(obj.join(".config"))?, "MODULES") == Some("y"))
+}
+
+fn modules_root(obj: &Utf8Path) -> Utf8PathBuf {
+    obj.join("teeny-modules")
+}
+
+/// `make modules_install` into `obj/teeny-modules`, stripped.
+pub(super) fn modules_install(ctx: &Ctx, tree: &Tree, obj: &Utf8Path) -> Step {
+    let root = modules_root(obj);
+    make(ctx, tree, obj, &["modules_install", &format!("INSTALL_MOD_PATH={root}"), "INSTALL_MOD_STRIP=1"])
 }
 
 /// The kernel already built in `obj`, booted as `profile` says.

@@ -32,14 +32,9 @@ pub(super) fn bundled(ctx: &Ctx, tree: &Tree, profile: &Profile) -> Result<(Vec<
     Ok((settings, texts))
 }
 
-/// `make BASE`, merge the fragments, `make olddefconfig` in `obj`; returns the resulting .config.
-pub(super) fn base_config(
-    ctx: &Ctx,
-    tree: &Tree,
-    obj: &Utf8Path,
-    profile: &Profile,
-    ours: &[Setting],
-) -> Result<String> {
+/// Fails unless the config's base target is one this kernel knows: kconfig's own, or a file
+/// of its arch's configs.
+pub(super) fn check_base(ctx: &Ctx, tree: &Tree, profile: &Profile) -> Result<()> {
     let arch_configs = tree.dir.join("arch").join(ctx.arch.srcarch).join("configs");
     let known = KCONFIG_TARGETS.contains(&profile.base.as_str()) || arch_configs.join(&profile.base).is_file();
     if !known {
@@ -49,6 +44,18 @@ pub(super) fn base_config(
             KCONFIG_TARGETS.join(", "),
         );
     }
+    Ok(())
+}
+
+/// `make BASE`, merge the fragments, `make olddefconfig` in `obj`; returns the resulting .config.
+pub(super) fn base_config(
+    ctx: &Ctx,
+    tree: &Tree,
+    obj: &Utf8Path,
+    profile: &Profile,
+    ours: &[Setting],
+) -> Result<String> {
+    check_base(ctx, tree, profile)?;
     fs::create_dir_all(obj)?;
     let runner = crate::prepare::runner(ctx)?;
     runner.run(&make(ctx, tree, obj, &[&profile.base]))?;
@@ -58,6 +65,24 @@ pub(super) fn base_config(
     write_atomic(&config, kconfig::merge(&fs::read_to_string(&config)?, &settings).as_bytes())?;
     runner.run(&make(ctx, tree, obj, &["olddefconfig"]))?;
     Ok(fs::read_to_string(&config)?)
+}
+
+/// The stamp of an `obj/.config` made from the config file's `text`: it, the tree, the bundled
+/// fragments, the configs of ours it merges and make's ARCH= and CROSS_COMPILE=.
+pub(super) fn stamp(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, text: &str, profile: &Profile) -> Result<Stamp> {
+    let (_, bundled_texts) = bundled(ctx, tree, profile)?;
+    let args = super::make::args(ctx);
+    let mut inputs: Vec<&[u8]> = vec![text.as_bytes(), tree.dir.as_str().as_bytes(), tree.version.as_bytes()];
+    inputs.extend(bundled_texts.iter().map(|t| t.as_bytes()));
+    inputs.extend(profile.included.iter().map(|t| t.as_bytes()));
+    // ARCH= decides what the base target makes (x86's allnoconfig is 32-bit or 64-bit by it).
+    inputs.extend(args.iter().map(|a| a.as_bytes()));
+    Ok(Stamp::new(obj.join(".teeny-config-stamp"), &inputs))
+}
+
+/// Where `--save` configures the file as it is, to compare the edited `obj/.config` with.
+pub(super) fn reference(obj: &Utf8Path) -> Utf8PathBuf {
+    Utf8PathBuf::from(format!("{obj}.base"))
 }
 
 /// Makes `obj/.config` from the config file, unless it did so from the same inputs before and
@@ -71,14 +96,8 @@ pub(super) fn configure(
     profile: &Profile,
     force: bool,
 ) -> Result<()> {
-    let (bundled, bundled_texts) = bundled(ctx, tree, profile)?;
-    let args = super::make::args(ctx);
-    let mut inputs: Vec<&[u8]> = vec![text.as_bytes(), tree.dir.as_str().as_bytes(), tree.version.as_bytes()];
-    inputs.extend(bundled_texts.iter().map(|t| t.as_bytes()));
-    inputs.extend(profile.included.iter().map(|t| t.as_bytes()));
-    // ARCH= decides what the base target makes (x86's allnoconfig is 32-bit or 64-bit by it).
-    inputs.extend(args.iter().map(|a| a.as_bytes()));
-    let stamp = Stamp::new(obj.join(".teeny-config-stamp"), &inputs);
+    let (bundled, _) = bundled(ctx, tree, profile)?;
+    let stamp = stamp(ctx, tree, obj, text, profile)?;
     // Nothing changed: leave .config alone, so make rebuilds nothing.
     if !force && stamp.fresh(&[&obj.join(".config")]) {
         return Ok(());
@@ -156,7 +175,7 @@ pub(super) fn save(
     let edited = fs::read_to_string(&config).with_context(|| format!("nothing to save: {obj} is not configured"))?;
     // The reference is what the file gives now, configured in a folder of its own so that the
     // edited .config stays as it is.
-    let reference = Utf8PathBuf::from(format!("{obj}.base"));
+    let reference = reference(obj);
     eprintln!("saving: 1/3 configuring what {path} gives now, in {reference}, to compare the edit with");
     let configured = base_config(ctx, tree, &reference, profile, &profile.settings)?;
     let mut new_text = text.to_owned();

@@ -44,18 +44,27 @@ pub fn install_argv(arch: &Arch, obj: &Utf8Path, install: &Utf8Path, targets: &[
 /// as a layer stored as `compression`; returns the layer.
 pub fn layer(ctx: &Ctx, tree: &Tree, targets: &[String], compression: Compression) -> Result<Utf8PathBuf> {
     let obj = ctx.obj(&format!("kselftest-{}", ctx.arch.dir));
+    let install = obj.join("install");
+    let out = obj.join(format!("kselftest.{}", compression.suffix()));
+    let argv = install_argv(ctx.arch, &obj, &install, targets, ctx.jobs);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let install_step = tree.step(&argv).log(obj.file_name().unwrap_or("kselftest"));
+    // `headers` needs no .config: this folder is a kernel `O=` folder for the headers alone.
+    let headers = crate::kernel::make(ctx, tree, &obj, &["headers"]);
+    let runner = crate::prepare::runner(ctx)?;
+    if ctx.dry_run {
+        runner.run(&headers)?;
+        runner.run(&install_step)?;
+        // The layer is packed from what `make install` leaves; qemu's memory depends on its size.
+        return Err(crate::dry::needs(&out));
+    }
     fs::create_dir_all(&obj)?;
     let _lock = ctx.lock(&obj)?;
-    let runner = crate::prepare::runner(ctx)?;
-    // `headers` needs no .config: this folder is a kernel `O=` folder for the headers alone.
-    runner.run(&crate::kernel::make(ctx, tree, &obj, &["headers"]))?;
-    let install = obj.join("install");
+    runner.run(&headers)?;
     if install.exists() {
         fs::remove_dir_all(&install)?;
     }
-    let argv = install_argv(ctx.arch, &obj, &install, targets, ctx.jobs);
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    runner.run(&tree.step(&argv).log(obj.file_name().unwrap_or("kselftest")))?;
+    runner.run(&install_step)?;
     let mut tests = crate::initramfs::archive::collect(&install)?;
     for e in &mut tests {
         e.path = format!("{GUEST_DIR}/{}", e.path);
@@ -73,7 +82,6 @@ pub fn layer(ctx: &Ctx, tree: &Tree, targets: &[String], compression: Compressio
         let target = format!("/proc/self/fd{fd}");
         extra.push(Entry { path: format!("dev/{name}"), mode: 0o777, kind: Kind::Symlink { target } });
     }
-    let out = obj.join(format!("kselftest.{}", compression.suffix()));
     let (count, bytes) = crate::initramfs::write_layer(vec![tests, extra], ctx.arch, &out, compression)
         .with_context(|| format!("packing {install}"))?;
     eprintln!("{out} ({bytes} bytes, {count} entries)");

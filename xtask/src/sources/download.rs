@@ -61,9 +61,15 @@ fn curl_argv(url: &str, part: &Utf8Path) -> Vec<String> {
 }
 
 /// Downloads the pinned file with the host's curl (a TLS stack of our own would cost more to
-/// compile than every other dependency together) and checks it before it takes its name.
-pub fn download(pin: &Pin, dest: &Utf8Path) -> Result<()> {
+/// compile than every other dependency together) and checks it before it takes its name. A dry
+/// run prints curl's command line only.
+pub fn download(pin: &Pin, dest: &Utf8Path, dry_run: bool) -> Result<()> {
     let dir = dest.parent().context("download path has no folder")?;
+    if dry_run {
+        eprintln!("$ {}", crate::runner::display(&curl_argv(&pin.url, &crate::disk::tmp_sibling(dest))));
+        eprintln!("  (on this machine; then its sha256 is checked and it is renamed to {dest})");
+        return Ok(());
+    }
     fs::create_dir_all(dir)?;
     let part = crate::disk::Tmp::beside(dest);
     let argv = curl_argv(&pin.url, part.path());
