@@ -329,6 +329,7 @@ mod tests {
     #[test]
     fn a_configs_own_settings_come_before_the_users() {
         let kernel = Kernel {
+            config: "fast".into(),
             arch: crate::arch::parse("x86_64").unwrap(),
             obj: "/o".into(),
             boot_image: "/o/bzImage".into(),

@@ -16,6 +16,9 @@ use fs_err as fs;
 
 /// A built kernel, with how its config wants to be booted.
 pub struct Kernel {
+    /// The config it was built from: a variant's (`fast-kunit`), or its base's when that
+    /// already had every option; for a kernel not built here, its file's name.
+    pub config: String,
     /// What it was built for, and so how qemu boots it.
     pub arch: &'static crate::arch::Arch,
     /// Its `O=` folder, which also holds its build record (`teeny-build.json`).
@@ -53,13 +56,6 @@ impl Kernel {
         crate::initramfs::boot_archive(ctx, self.initramfs, &layers, &out, false)
     }
 
-    /// The config it was built from: the name of its `O=` folder after `linux-ARCH-` (a
-    /// variant's, `fast-kunit`, or its base's when that already had every option).
-    pub fn config(&self) -> &str {
-        let name = self.obj.file_name().unwrap_or_default();
-        name.strip_prefix(&format!("linux-{}-", self.arch.dir)).unwrap_or(name)
-    }
-
     /// Sizes and release, for people.
     pub(super) fn report(&self) -> Result<()> {
         for f in [&self.vmlinux, &self.boot_image] {
@@ -85,7 +81,7 @@ pub(super) fn compile(
     let stats_log = obj.join(".teeny-ccache-stats.log");
     let build = crate::distcc::compile(ctx, &stats_log, |jobs| make(ctx, tree, obj, &[&format!("-j{jobs}")]))?;
     install_modules(ctx, tree, obj, profile)?;
-    let kernel = built(ctx, obj, profile)?;
+    let kernel = built(ctx, name, obj, profile)?;
     kernel.report()?;
     let ccache = crate::ccache::stats(&stats_log);
     let recipe = [make(ctx, tree, obj, &[&profile.base]), make(ctx, tree, obj, &["olddefconfig"]), build];
@@ -137,14 +133,15 @@ pub(super) fn install_modules(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, profile: &
     Ok(())
 }
 
-/// The kernel already built in `obj`, booted as `profile` says.
-pub(super) fn built(ctx: &Ctx, obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
+/// The kernel of config NAME already built in `obj`, booted as `profile` says.
+pub(super) fn built(ctx: &Ctx, name: &str, obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
     let (boot_image, vmlinux) = (obj.join(ctx.arch.image), obj.join("vmlinux"));
     for f in [&boot_image, &vmlinux] {
         anyhow::ensure!(f.is_file(), "{f} is missing: the kernel in {obj} is not built");
     }
     let release = obj.join("include/config/kernel.release");
     Ok(Kernel {
+        config: name.to_owned(),
         arch: ctx.arch,
         obj: obj.to_owned(),
         image: if profile.boot_vmlinux { vmlinux.clone() } else { boot_image.clone() },
