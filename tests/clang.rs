@@ -24,7 +24,8 @@ fn allnoconfig_built_with_clang_boots_and_a_copy_elsewhere_has_the_same_bytes() 
     let out = common::run(&build_dir(), &["--toolchain", "clang", "qemu", "--", "cat /proc/version; exit 5"], &[]);
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stdout(&out).contains("clang"), "the guest's kernel says its compiler: {}", stdout(&out));
-    let obj = build_dir().join(format!("obj/linux-{}-allnoconfig-clang", host().dir));
+    let folder = common::kernel_folder(host(), "allnoconfig", &["clang"]);
+    let obj = build_dir().join("obj").join(&folder);
     let record = json(&obj.join("teeny-build.json"));
     assert_eq!(str_at(&record, "/toolchain"), "clang");
     assert!(str_at(&record, "/compiler").contains("clang version"), "{record:#}");
@@ -38,7 +39,7 @@ fn allnoconfig_built_with_clang_boots_and_a_copy_elsewhere_has_the_same_bytes() 
     let args = ["--ccache-dir", ccache.to_str().unwrap(), "--toolchain", "clang", "kernel", "allnoconfig"];
     let out = common::run(&other, &args, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let copy = json(&other.join(format!("obj/linux-{}-allnoconfig-clang/teeny-build.json", host().dir)));
+    let copy = json(&other.join("obj").join(&folder).join("teeny-build.json"));
     for artifact in ["/vmlinux/sha256", "/bzimage/sha256"] {
         assert_eq!(str_at(&copy, artifact), str_at(&record, artifact), "{artifact} differs between the two folders");
     }

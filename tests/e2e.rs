@@ -57,7 +57,7 @@ fn shipped(name: &str) -> PathBuf {
 }
 
 fn obj_of(config: &str) -> PathBuf {
-    build_dir().join(format!("obj/linux-{}-{config}", host().dir))
+    build_dir().join("obj").join(common::kernel_folder(host(), config, &[]))
 }
 
 /// The release a built kernel reports, from the build itself.

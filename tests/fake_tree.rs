@@ -30,7 +30,7 @@ fn build_dir() -> PathBuf {
 
 /// The `O=` folder of config NAME for `arch`.
 fn obj_for(arch: common::Arch, name: &str) -> PathBuf {
-    build_dir().join("obj").join(format!("linux-{}-{name}", arch.dir))
+    build_dir().join("obj").join(common::kernel_folder(arch, name, &[]))
 }
 
 fn obj(name: &str) -> PathBuf {
@@ -67,6 +67,14 @@ fn reported_boot_image(out: &Output, obj: &Path) -> PathBuf {
         .filter_map(|l| l.strip_suffix(" bytes)")?.rsplit_once(" (").map(|(path, _)| PathBuf::from(path)))
         .find(|p| p.starts_with(obj) && !p.ends_with("vmlinux"));
     image.unwrap_or_else(|| panic!("no boot image reported in:\n{err}"))
+}
+
+/// Every file under `dir` with its modification time, sorted.
+fn mtimes(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    files_of(dir)
+        .into_iter()
+        .map(|f| (f.clone(), std::fs::metadata(dir.join(&f)).unwrap().modified().unwrap()))
+        .collect()
 }
 
 /// Every file under `dir`, relative, sorted.
@@ -401,32 +409,55 @@ fn a_failing_kernel_build_exits_125_under_qemu_before_busybox_and_1_with_the_log
 }
 
 #[test]
-fn clang_builds_with_llvm_1_in_a_folder_of_its_own_beside_gccs() {
+fn clang_builds_with_llvm_1_in_a_folder_of_its_own_beside_gccs_and_through_the_cache() {
     let _g = serial();
     let fake = Fake::new("clang");
+    // Two compiles with make's $(CC), through ccache's masquerade folder, in a cache of its own.
+    fake.switches("FAKE_CC = 2\n");
+    let cache = fake.dir.join("ccache");
+    let env = [("TEENY_CCACHE_DIR", cache.as_path())];
     fake.config("tc", CONFIG);
-    let _ = std::fs::remove_dir_all(obj("tc-clang"));
-    assert!(fake.run(&["kernel", "tc"]).status.success());
-    let gcc = std::fs::read(obj("tc").join("vmlinux")).unwrap();
-    let out = fake.run(&["--toolchain", "clang", "kernel", "tc"]);
+    fake.config("tc2", CONFIG);
+    let clang_obj = |name: &str| build_dir().join("obj").join(common::kernel_folder(host(), name, &["clang"]));
+    for name in ["tc", "tc2"] {
+        let _ = std::fs::remove_dir_all(clang_obj(name));
+    }
+    let counts = |obj: &Path| {
+        let record = json(&obj.join("teeny-build.json"));
+        (record["ccache"]["hits"].as_u64(), record["ccache"]["misses"].as_u64())
+    };
+    assert!(fake.run_with(&["kernel", "tc"], &env).status.success());
+    assert_eq!(counts(&obj("tc")), (Some(0), Some(2)), "gcc, cold");
+    let gcc_files = mtimes(&obj("tc"));
+
+    let out = fake.run_with(&["--toolchain", "clang", "kernel", "tc"], &env);
     assert!(out.status.success(), "{}", stderr(&out));
-    let record = json(&obj("tc-clang").join("teeny-build.json"));
+    let steps = steps(&out);
+    assert!(steps.len() == 3 && steps.iter().all(|s| s.split(' ').any(|w| w == "LLVM=1")), "{steps:?}");
+    let o = format!("O={}", clang_obj("tc").display());
+    assert!(steps.iter().all(|s| s.split(' ').any(|w| w == o)), "every make in {o}: {steps:?}");
+    let record = json(&clang_obj("tc").join("teeny-build.json"));
     assert_eq!(str_at(&record, "/toolchain"), "clang");
     assert_eq!(str_at(&record, "/compiler"), "clang (fakelinux) 0", "the compiler as the kernel's .config says");
     let make: Vec<&str> = record["make"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     assert!(make.len() == 3 && make.iter().all(|m| m.split(' ').any(|w| w == "LLVM=1")), "{make:?}");
-    let vmlinux = String::from_utf8_lossy(&std::fs::read(obj("tc-clang").join("vmlinux")).unwrap()).into_owned();
+    let vmlinux = String::from_utf8_lossy(&std::fs::read(clang_obj("tc").join("vmlinux")).unwrap()).into_owned();
     assert!(vmlinux.contains("(clang (fakelinux) 0)") && vmlinux.contains(" LLVM=1\n"), "{vmlinux}");
-    // gcc's kernel is as it was, and up to date: the two never share a folder.
-    assert_eq!(std::fs::read(obj("tc").join("vmlinux")).unwrap(), gcc);
-    assert_eq!(str_at(&json(&obj("tc").join("teeny-build.json")), "/toolchain"), "gcc");
-    // An unknown toolchain is named with the known ones, from the flag or the variable.
+    assert_eq!(counts(&clang_obj("tc")), (Some(0), Some(2)), "clang's objects are not gcc's");
+    // gcc's folder is as it was: not a file written.
+    assert_eq!(mtimes(&obj("tc")), gcc_files, "the clang build touched gcc's folder");
+    // clang's compiles come from the cache in another O= folder.
+    assert!(fake.run_with(&["--toolchain", "clang", "kernel", "tc2"], &env).status.success());
+    assert_eq!(counts(&clang_obj("tc2")), (Some(2), Some(0)), "clang through ccache, warm");
+
+    // An unknown toolchain is one line naming the known ones, from the flag or the variable.
     let out = fake.run(&["--toolchain", "icc", "kernel", "tc"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("[possible values: gcc, clang]"), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "error: invalid value `icc` for --toolchain: choose one of gcc, clang\n");
     let out = fake.run_with(&["kernel", "tc"], &[("TEENY_TOOLCHAIN", Path::new("icc"))]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("TEENY_TOOLCHAIN=icc") && stderr(&out).contains("gcc, clang"), "{}", stderr(&out));
+    let line = "error: TEENY_TOOLCHAIN=icc (from the environment, for --toolchain): choose one of gcc, clang\n";
+    assert_eq!(stderr(&out), line);
 }
 
 #[test]
@@ -565,6 +596,7 @@ fn every_arch_builds_its_boot_image_with_its_cross_compiler() {
         // The fake vmlinux names make's CROSS_COMPILE=: none for the host's arch.
         let vmlinux = std::fs::read_to_string(obj.join("vmlinux")).unwrap();
         let cross = vmlinux.lines().find_map(|l| l.split_once(" CROSS_COMPILE=")).unwrap().1;
+        let cross = cross.split(' ').next().unwrap();
         assert_eq!(cross.is_empty(), arch.name == host().name, "{}: CROSS_COMPILE={cross}", arch.name);
     }
 }

@@ -81,7 +81,7 @@ fn fast_builds_and_boots_on_the_second_kernel() {
             || release.starts_with(&format!("{version}-")),
         "uname -r says {release}, --kernel-version {version}"
     );
-    let obj = build_dir().join(format!("obj/linux-{}-fast-{version}", host().dir));
+    let obj = build_dir().join("obj").join(common::kernel_folder(host(), "fast", &[&version]));
     let record = common::json(&obj.join("teeny-build.json"));
     assert_eq!(common::str_at(&record, "/source/version"), release.as_str(), "{record:#}");
     // An unknown version is named with the ones there are, before anything is built.

@@ -69,6 +69,13 @@ pub const ARCHES: [Arch; 3] = [
     Arch { name: "riscv64", dir: "riscv64", machine: "riscv64", rust: "riscv64" },
 ];
 
+/// The `O=` folder name of config NAME on `arch`, as xtask's kernel/make.rs names it, with the
+/// tail of another kernel source (`6.12.16`) or toolchain (`clang`) after it.
+pub fn kernel_folder(arch: Arch, name: &str, tail: &[&str]) -> String {
+    let tail: String = tail.iter().map(|t| format!("-{t}")).collect();
+    format!("linux-{}-{name}{tail}", arch.dir)
+}
+
 /// The host's architecture: what `cargo xtask` builds without `--arch`.
 pub fn host() -> Arch {
     *ARCHES.iter().find(|a| a.rust == std::env::consts::ARCH).expect("a host architecture that xtask supports")
@@ -109,7 +116,16 @@ pub fn xtask_bin() -> &'static Path {
 pub fn command(build: &Path, args: &[&str], env: &[(&str, &Path)]) -> Command {
     let mut cmd = Command::new(xtask_bin());
     cmd.args(args).current_dir(root()).stdin(Stdio::null());
-    for k in ["TEENY_ARCH", "TEENY_KERNEL_CONFIGS", "TEENY_CCACHE_DIR", "TEENY_DISTCC_HOSTS", "TEENY_RUNNER"] {
+    let user = [
+        "TEENY_ARCH",
+        "TEENY_KERNEL_CONFIGS",
+        "TEENY_KERNEL_VERSION",
+        "TEENY_TOOLCHAIN",
+        "TEENY_CCACHE_DIR",
+        "TEENY_DISTCC_HOSTS",
+        "TEENY_RUNNER",
+    ];
+    for k in user {
         cmd.env_remove(k);
     }
     cmd.env("TEENY_BUILD_DIR", build).env("TEENY_DOWNLOADS", downloads());

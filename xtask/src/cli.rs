@@ -52,22 +52,63 @@ pub fn command_words(cmd: &clap::Command, args: &[String]) -> Vec<String> {
 }
 
 /// The environment variable behind an invalid value, when it came from there: clap names only
-/// the option (`--arch`) although the user never typed it.
+/// the option (`--arch`) although the user never typed it. clap checks a global option's
+/// variable even when the option is typed too (`TEENY_TOOLCHAIN=icc … --toolchain clang`): the
+/// refused value says where it came from.
 pub fn from_environment(cmd: &clap::Command, err: &clap::Error) -> Option<String> {
-    let Some(clap::error::ContextValue::String(arg)) = err.get(clap::error::ContextKind::InvalidArg) else {
-        return None;
-    };
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else { return None };
     let long = arg.split_whitespace().next()?.strip_prefix("--")?;
     let opt = cmd.get_arguments().find(|a| a.get_long() == Some(long))?;
     let var = opt.get_env()?.to_str()?;
     let value = std::env::var(var).ok()?;
-    let typed = std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
-    if typed {
+    if !refused_from_environment(err, &value, long, &std::env::args().collect::<Vec<_>>()) {
         return None;
     }
-    let why = err.to_string();
-    let why = why.lines().next().unwrap_or("").rsplit_once("': ").map_or(why.as_str(), |(_, w)| w).to_owned();
+    let why = match choices(err) {
+        Some(choices) => choices,
+        None => {
+            let text = err.to_string();
+            text.lines().next().unwrap_or("").rsplit_once("': ").map_or(text.as_str(), |(_, w)| w).to_owned()
+        }
+    };
     Some(format!("{var}={value} (from the environment, for --{long}): {why}"))
+}
+
+/// Whether the value clap refused for `--LONG` is the variable's `value` and not one typed.
+fn refused_from_environment(err: &clap::Error, value: &str, long: &str, args: &[String]) -> bool {
+    use clap::error::{ContextKind, ContextValue};
+    let (flag, joined) = (format!("--{long}"), format!("--{long}="));
+    let typed: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix(&joined))
+        .chain(args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()))
+        .collect();
+    match err.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(refused)) => refused == value && !typed.contains(&refused.as_str()),
+        _ => typed.is_empty(),
+    }
+}
+
+/// One line for a value refused that is not in an option's list (`--toolchain icc`). clap's
+/// own takes four lines and may offer the nearest spelling (`gcc` for `icc`), another thing.
+pub fn invalid_value(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else { return None };
+    let Some(ContextValue::String(value)) = err.get(ContextKind::InvalidValue) else { return None };
+    let option = arg.split_whitespace().next().unwrap_or(arg);
+    Some(format!("invalid value `{value}` for {option}: {}", choices(err)?))
+}
+
+/// `choose one of gcc, clang`: the values of the option a value was refused for, if it has a list.
+fn choices(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    match err.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(valid)) if err.kind() == clap::error::ErrorKind::InvalidValue => {
+            Some(format!("choose one of {}", valid.join(", ")))
+        }
+        _ => None,
+    }
 }
 
 /// `--kvm is an option of `cargo xtask qemu --kvm` and …`, if some command takes `arg`.
@@ -109,6 +150,21 @@ mod tests {
             let err = parse_memory(bad).unwrap_err();
             assert!(err.ends_with(&format!("not `{bad}`")), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_refused_value_came_from_the_environment_unless_it_was_typed() {
+        let cmd = || {
+            clap::Command::new("x").arg(clap::Arg::new("toolchain").long("toolchain").value_parser(["gcc", "clang"]))
+        };
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let err = cmd().try_get_matches_from(["x", "--toolchain", "icc"]).unwrap_err();
+        assert!(!refused_from_environment(&err, "icc", "toolchain", &args(&["x", "--toolchain", "icc"])));
+        assert!(!refused_from_environment(&err, "icc", "toolchain", &args(&["x", "--toolchain=icc"])));
+        assert!(refused_from_environment(&err, "icc", "toolchain", &args(&["x", "--toolchain", "clang"])));
+        assert!(refused_from_environment(&err, "icc", "toolchain", &args(&["x"])));
+        assert!(!refused_from_environment(&err, "gcc", "toolchain", &args(&["x"])), "the variable holds another");
+        assert_eq!(invalid_value(&err).unwrap(), "invalid value `icc` for --toolchain: choose one of gcc, clang");
     }
 
     #[test]

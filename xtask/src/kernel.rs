@@ -23,8 +23,8 @@ mod variant;
 pub use build::Kernel;
 use build::built;
 use configure::{bundled, configure, save};
-pub use make::make;
 use make::{REPRODUCIBLE, args as make_args, obj_dir};
+pub use make::{folder, make};
 use profile::load;
 pub use profile::{Profile, check_name, list};
 pub use record::FILE as RECORD;
@@ -131,7 +131,7 @@ pub fn variant(ctx: &Ctx, name: &str, sets: &[OptionSet], no_build: bool) -> Res
     let no_build_hint = "--no-build: build it first (the same command without --no-build)";
     if sets.is_empty() || base_holds {
         return match no_build {
-            true => built(ctx, &obj_dir(ctx, name), &profile)
+            true => built(ctx, name, &obj_dir(ctx, name), &profile)
                 .context(no_build_hint)
                 .inspect(|k| unsaved::warn("built", &k.unsaved)),
             false => {
@@ -143,8 +143,8 @@ pub fn variant(ctx: &Ctx, name: &str, sets: &[OptionSet], no_build: bool) -> Res
     let path = ctx.build.join("kernel-configs").join(ctx.arch.name).join(format!("{variant_name}.config"));
     if no_build {
         let text = fs::read_to_string(&path).with_context(|| format!("--no-build: {variant_name} was never built"))?;
-        let kernel =
-            built(ctx, &obj_dir(ctx, &variant_name), &profile::read(ctx, &path, &text)?).context(no_build_hint)?;
+        let kernel = built(ctx, &variant_name, &obj_dir(ctx, &variant_name), &profile::read(ctx, &path, &text)?)
+            .context(no_build_hint)?;
         unsaved::warn("built", &kernel.unsaved);
         return Ok(kernel);
     }
@@ -203,7 +203,7 @@ fn run_profile(ctx: &Ctx, config: &Config, action: Action) -> Result<Option<Kern
         && stamp(inputs).fresh(&[])
     {
         // An immutable source and unchanged inputs: the kernel in obj is this build's, no make needed.
-        let kernel = built(ctx, &obj, profile)?;
+        let kernel = built(ctx, name, &obj, profile)?;
         eprintln!("kernel {name} is up to date in {obj}");
         unsaved::warn("built", &kernel.unsaved);
         kernel.report()?;
@@ -267,7 +267,9 @@ mod tests {
 
     #[test]
     fn every_input_of_a_build_changes_its_hash() {
-        let x86 = ["ARCH=x86".to_owned(), "CROSS_COMPILE=".to_owned()];
+        let arch = crate::arch::parse("x86_64").unwrap();
+        let x86 = make::fixed_args(arch, crate::toolchain::Toolchain::Gcc);
+        let clang = make::fixed_args(arch, crate::toolchain::Toolchain::Clang);
         let base = inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1", &x86);
         assert_eq!(base, inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1", &x86));
         for other in [
@@ -283,6 +285,8 @@ mod tests {
             inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:2", &x86),
             inputs_hash("CONFIG_TTY=y\n", &[], "sha-a", "builder:1", &x86),
             inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1", &[]),
+            // Another toolchain is never up to date with gcc's build.
+            inputs_hash("CONFIG_TTY=y\n", &["CONFIG_VIRTIO=y\n".into()], "sha-a", "builder:1", &clang),
         ] {
             assert_ne!(base, other);
         }

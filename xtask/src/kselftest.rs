@@ -82,7 +82,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     let facts = report::Run {
         tool: "kselftest",
         arch: ctx.arch.name,
-        config: kernel.config().to_owned(),
+        config: kernel.config.clone(),
         base: opts.kernel.clone(),
         release: kernel.release.clone(),
         selection: [("targets", opts.targets.clone())].into(),

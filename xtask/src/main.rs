@@ -197,7 +197,7 @@ fn parse() -> Cli {
         std::process::exit(2);
     }
     if matches!(err.kind(), clap::error::ErrorKind::ValueValidation | clap::error::ErrorKind::InvalidValue)
-        && let Some(line) = cli::from_environment(&Cli::command(), &err)
+        && let Some(line) = cli::from_environment(&Cli::command(), &err).or_else(|| cli::invalid_value(&err))
     {
         eprintln!("error: {line}");
         std::process::exit(2);
@@ -353,6 +353,21 @@ mod tests {
             "its statistics port overflows"
         );
         assert!(Cli::try_parse_from(["x", "distcc", "serve", "--port", "65534"]).is_ok());
+    }
+
+    #[test]
+    fn a_value_not_in_the_list_is_one_line_naming_the_list() {
+        let err = Cli::try_parse_from(["x", "--toolchain", "icc", "fetch"]).err().unwrap();
+        let line = cli::invalid_value(&err).unwrap();
+        assert_eq!(line, "invalid value `icc` for --toolchain: choose one of gcc, clang");
+        let err = Cli::try_parse_from(["x", "kernel", "fast", "--edit", "vi"]).err().unwrap();
+        assert_eq!(
+            cli::invalid_value(&err).unwrap(),
+            "invalid value `vi` for --edit: choose one of menuconfig, nconfig"
+        );
+        assert!(Cli::try_parse_from(["x", "--toolchain", "clang", "fetch"]).is_ok());
+        // --arch's parser says it in its own words already.
+        assert_eq!(cli::invalid_value(&Cli::try_parse_from(["x", "--arch", "sparc", "fetch"]).err().unwrap()), None);
     }
 
     #[test]

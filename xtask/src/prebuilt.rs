@@ -50,6 +50,7 @@ pub fn kernel(ctx: &Ctx, image: &Utf8Path, modules_dir: Option<&Utf8Path>, sets:
         false => vec![format!("teeny.modules={}", load.join(","))],
     };
     Ok(Kernel {
+        config: image.file_name().unwrap_or("kernel-image").to_owned(),
         arch: ctx.arch,
         obj,
         boot_image: image.clone(),

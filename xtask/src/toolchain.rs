@@ -45,6 +45,19 @@ impl Toolchain {
         let prefix = if self == Toolchain::Gcc { cross } else { "" };
         tools.iter().map(|(k, v)| (*k, format!("{prefix}{v}"))).collect()
     }
+
+    /// What kbuild exports as CLANG_FLAGS for the target `triple` (`aarch64-linux-gnu`), which
+    /// Kconfig's compiler tests (`cc-option`, `as-instr`) add to `$(CC)`: without `--target`,
+    /// clang would test the host's flags. As 6.1's scripts/Makefile.clang with the integrated
+    /// assembler (6.12 adds `-Werror=option-ignored -Werror=unused-command-line-argument`).
+    /// None for gcc.
+    pub fn clang_flags(self, triple: &str) -> Option<String> {
+        (self == Toolchain::Clang).then(|| {
+            format!(
+                "--target={triple} -fintegrated-as -Werror=unknown-warning-option -Werror=ignored-optimization-argument"
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -58,5 +71,7 @@ mod tests {
         assert_eq!((Toolchain::Gcc.suffix(), Toolchain::Clang.suffix()), (None, Some("clang")));
         let cc = |t: Toolchain| t.kbuild_tools("aarch64-linux-gnu-")[0].1.clone();
         assert_eq!((cc(Toolchain::Gcc).as_str(), cc(Toolchain::Clang).as_str()), ("aarch64-linux-gnu-gcc", "clang"));
+        assert_eq!(Toolchain::Gcc.clang_flags("aarch64-linux-gnu"), None);
+        assert!(Toolchain::Clang.clang_flags("aarch64-linux-gnu").unwrap().starts_with("--target=aarch64-linux-gnu "));
     }
 }

@@ -19,6 +19,9 @@ use fs_err as fs;
 
 /// A built kernel, with how its config wants to be booted.
 pub struct Kernel {
+    /// The config it was built from: a variant's (`fast-kunit`), or its base's when that
+    /// already had every option; for a kernel not built here, its file's name.
+    pub config: String,
     /// What it was built for, and so how qemu boots it.
     pub arch: &'static crate::arch::Arch,
     /// Its `O=` folder, which also holds its build record (`teeny-build.json`).
@@ -54,13 +57,6 @@ impl Kernel {
         let out = self.obj.join(format!("initramfs-with-{name}.{}", self.initramfs.suffix()));
         let layers: Vec<&Utf8Path> = self.modules.as_deref().into_iter().chain([layer]).collect();
         crate::initramfs::boot_archive(ctx, self.initramfs, &layers, &out, false)
-    }
-
-    /// The config it was built from: the name of its `O=` folder after `linux-ARCH-` (a
-    /// variant's, `fast-kunit`, or its base's when that already had every option).
-    pub fn config(&self) -> &str {
-        let name = self.obj.file_name().unwrap_or_default();
-        name.strip_prefix(&format!("linux-{}-", self.arch.dir)).unwrap_or(name)
     }
 
     /// Sizes and release, for people.
@@ -121,7 +117,7 @@ pub(super) fn build(
     let log = crate::prepare::runner(ctx)?.log_path(&recipe[2]);
     let warnings = || fs::read_to_string(&log).ok().map(|l| record::warnings(&l));
     let result = configure(ctx, tree, obj, config.path, config.text, config.profile, false)
-        .and_then(|()| compile(ctx, tree, obj, config.profile, recipe));
+        .and_then(|()| compile(ctx, tree, obj, config.name, config.profile, recipe));
     let (kernel, ccache) = match result {
         Ok(built) => built,
         Err(e) => {
@@ -153,6 +149,7 @@ fn compile(
     ctx: &Ctx,
     tree: &Tree,
     obj: &Utf8Path,
+    name: &str,
     profile: &Profile,
     recipe: [Step; 3],
 ) -> Result<(Kernel, Option<crate::ccache::Stats>)> {
@@ -164,7 +161,7 @@ fn compile(
     let [_, _, build] = recipe;
     crate::distcc::compile(ctx, &stats_log, build)?;
     install_modules(ctx, tree, obj, profile)?;
-    let kernel = built(ctx, obj, profile)?;
+    let kernel = built(ctx, name, obj, profile)?;
     kernel.report()?;
     Ok((kernel, crate::ccache::stats(&stats_log)))
 }
@@ -208,14 +205,15 @@ pub(super) fn modules_install(ctx: &Ctx, tree: &Tree, obj: &Utf8Path) -> Step {
     make(ctx, tree, obj, &["modules_install", &format!("INSTALL_MOD_PATH={root}"), "INSTALL_MOD_STRIP=1"])
 }
 
-/// The kernel already built in `obj`, booted as `profile` says.
-pub(super) fn built(ctx: &Ctx, obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
+/// The kernel of config NAME already built in `obj`, booted as `profile` says.
+pub(super) fn built(ctx: &Ctx, name: &str, obj: &Utf8Path, profile: &Profile) -> Result<Kernel> {
     let (boot_image, vmlinux) = (obj.join(ctx.arch.image), obj.join("vmlinux"));
     for f in [&boot_image, &vmlinux] {
         anyhow::ensure!(f.is_file(), "{f} is missing: the kernel in {obj} is not built");
     }
     let release = obj.join("include/config/kernel.release");
     Ok(Kernel {
+        config: name.to_owned(),
         arch: ctx.arch,
         obj: obj.to_owned(),
         image: if profile.boot_vmlinux { vmlinux.clone() } else { boot_image.clone() },

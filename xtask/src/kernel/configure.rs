@@ -134,9 +134,13 @@ pub(super) fn configure(
 /// get the arch's CROSS_COMPILE prefix, as in kbuild.
 fn kbuild_env(arch: &crate::arch::Arch, toolchain: crate::toolchain::Toolchain) -> Vec<(&'static str, String)> {
     let mut env = vec![("ARCH", arch.kernel_arch.to_owned()), ("SRCARCH", arch.srcarch.to_owned())];
-    env.extend(toolchain.kbuild_tools(&arch.cross_compile()));
+    env.extend(toolchain.kbuild_tools(arch.cross_compile()));
     if toolchain.make_args().contains(&"LLVM=1") {
         env.push(("LLVM", "1".to_owned()));
+    }
+    // The arch's triple, as kbuild derives it from CROSS_COMPILE or SRCARCH: the same for ours.
+    if let Some(flags) = toolchain.clang_flags(arch.cross_prefix.trim_end_matches('-')) {
+        env.push(("CLANG_FLAGS", flags));
     }
     env.extend([("PAHOLE", "pahole"), ("RUSTC", "rustc"), ("BINDGEN", "bindgen")].map(|(k, v)| (k, v.to_owned())));
     env
@@ -217,4 +221,24 @@ pub(super) fn save(
     let changed = kconfig::changed(text, &new_text).len();
     eprintln!("saved {changed} changed setting(s) to {path}, checked: it configures to {config}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::toolchain::Toolchain;
+
+    #[test]
+    fn explain_sees_the_toolchains_compiler_for_the_arch() {
+        let riscv = crate::arch::parse("riscv64").unwrap();
+        let get = |env: &[(&str, String)], k: &str| env.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone());
+        let gcc = kbuild_env(riscv, Toolchain::Gcc);
+        assert_eq!(get(&gcc, "CC"), Some(format!("{}gcc", riscv.cross_compile())));
+        assert_eq!((get(&gcc, "LLVM"), get(&gcc, "CLANG_FLAGS")), (None, None));
+        let clang = kbuild_env(riscv, Toolchain::Clang);
+        assert_eq!((get(&clang, "CC").unwrap(), get(&clang, "LD").unwrap()), ("clang".into(), "ld.lld".into()));
+        assert_eq!(get(&clang, "LLVM").as_deref(), Some("1"));
+        assert!(get(&clang, "CLANG_FLAGS").unwrap().starts_with("--target=riscv64-linux-gnu "), "{clang:?}");
+        assert_eq!(get(&clang, "SRCARCH").as_deref(), Some("riscv"));
+    }
 }

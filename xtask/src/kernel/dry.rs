@@ -57,7 +57,7 @@ pub(super) fn run(ctx: &Ctx, tree: &Tree, obj: &Utf8Path, config: &Config, actio
             for path in [obj.join(ctx.arch.image), obj.join("vmlinux")] {
                 crate::dry::existing(&path)?;
             }
-            built(ctx, obj, config.profile).map(Some)
+            built(ctx, config.name, obj, config.profile).map(Some)
         }
     }
 }

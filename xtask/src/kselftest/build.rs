@@ -1,6 +1,7 @@
 //! Building the selftests: the kernel's UAPI headers, then the TARGETs' `make install` with the
-//! arch's gcc linking statically (the guest has no C library), out of the source tree in
-//! build/obj/kselftest-ARCH; the install folder packed as an initramfs layer.
+//! arch's gcc linking statically (the guest has no C library; gcc with `--toolchain clang` too),
+//! out of the source tree in build/obj/kselftest-ARCH (with a kernel folder's tail: `-clang`,
+//! `-VERSION`); the install folder packed as an initramfs layer.
 
 use crate::arch::Arch;
 use crate::ctx::Ctx;
@@ -43,7 +44,8 @@ pub fn install_argv(arch: &Arch, obj: &Utf8Path, install: &Utf8Path, targets: &[
 /// Builds and installs `targets`, packs them (with `shim`, our stand-in for busybox's timeout)
 /// as a layer stored as `compression`; returns the layer.
 pub fn layer(ctx: &Ctx, tree: &Tree, targets: &[String], compression: Compression) -> Result<Utf8PathBuf> {
-    let obj = ctx.obj(&format!("kselftest-{}", ctx.arch.dir));
+    // Its headers are kernel makes: a folder per kernel source and toolchain, as a config's.
+    let obj = crate::kernel::folder(ctx, &format!("kselftest-{}", ctx.arch.dir));
     let install = obj.join("install");
     let out = obj.join(format!("kselftest.{}", compression.suffix()));
     let argv = install_argv(ctx.arch, &obj, &install, targets, ctx.jobs);

@@ -162,6 +162,7 @@ mod tests {
 
     fn kernel() -> Kernel {
         Kernel {
+            config: "fast".into(),
             arch: crate::arch::parse("x86_64").unwrap(),
             obj: "/o".into(),
             boot_image: "/o/bzImage".into(),
