@@ -89,3 +89,20 @@ fn a_file_that_is_no_kernel_for_the_arch_is_refused_before_qemu_starts() {
     assert!(err.contains(&format!("), not for {}: add --arch {host}", other.name)), "{err}");
     assert!(!err.contains("$ qemu-system"), "{err}");
 }
+
+#[test]
+fn dry_run_prints_the_qemu_command_line_and_boots_nothing() {
+    let _g = serial();
+    let Some((image, release)) = installed_kernel() else { return };
+    let image = image.to_str().unwrap();
+    // What a dry run cannot make: the initramfs it boots (up to date when the tier built it).
+    assert!(xtask(&["initramfs"]).status.success());
+    let out = xtask(&["qemu", "--kernel-image", image, "--share", ".", "--cpus", "2", "--dry-run", "--", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let qemu = err.lines().find(|l| l.starts_with("$ qemu-system-")).unwrap_or_else(|| panic!("qemu's line: {err}"));
+    assert!(qemu.contains(&format!(" -kernel {image} ")) && qemu.contains(" -smp 2"), "{qemu}");
+    assert!(qemu.contains("teeny.modules=9p,9pnet_virtio"), "the modules init would load: {qemu}");
+    assert!(err.contains("dry run: would write ") && err.contains("teeny-modules-"), "the layer is not written: {err}");
+    assert!(!err.contains("booted:") && err.contains(&release), "{err}");
+}
