@@ -70,7 +70,7 @@ pub const ARCHES: [Arch; 3] = [
 ];
 
 /// The `O=` folder name of config NAME on `arch`, as xtask's kernel/make.rs names it, with the
-/// tail of another kernel source (`6.12.16`) or toolchain (`clang`) after it.
+/// tail of another kernel source (its version) or toolchain (`clang`) after it.
 pub fn kernel_folder(arch: Arch, name: &str, tail: &[&str]) -> String {
     let tail: String = tail.iter().map(|t| format!("-{t}")).collect();
     format!("linux-{}-{name}{tail}", arch.dir)
