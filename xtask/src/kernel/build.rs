@@ -90,9 +90,7 @@ pub(super) fn build(
     start: std::time::Instant,
 ) -> Result<Kernel> {
     let recipe = recipe(ctx, tree, obj, config.profile)?;
-    let mut record = record::Record {
-        status: record::Status::Running,
-        error: None,
+    let mut record = record::Record::running(record::Start {
         started: crate::clock::iso8601(crate::clock::now_unix()),
         config: config.name.to_owned(),
         arch: ctx.arch.name.to_owned(),
@@ -102,15 +100,8 @@ pub(super) fn build(
         source: record::Source { version: tree.version.clone(), sha256: tree.id.clone(), dir: tree.dir.clone() },
         builder_image: crate::prepare::runner(ctx)?.image().unwrap_or("host").to_owned(),
         toolchain: ctx.toolchain.name().to_owned(),
-        compiler: None,
         make: recipe.iter().map(|s| crate::runner::display(&s.argv)).collect(),
-        duration_s: None,
-        vmlinux: None,
-        bzimage: None,
-        ccache: None,
-        unsaved_changes: Vec::new(),
-        warnings: None,
-    };
+    });
     fs::create_dir_all(obj)?;
     record.write(obj)?;
     super::reproducer::write(ctx, obj, config, tree)?;

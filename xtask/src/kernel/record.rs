@@ -27,24 +27,12 @@ pub struct Record {
     /// A failed build's error, its first line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// When the build started (UTC, ISO 8601).
-    pub started: String,
-    pub config: String,
-    /// The `--arch` it was built for.
-    pub arch: String,
-    /// sha256 of the config file's text.
-    pub config_sha256: String,
-    pub base: String,
-    pub merge: Vec<String>,
-    pub source: Source,
-    pub builder_image: String,
-    /// `--toolchain`: gcc or clang (LLVM=1).
-    pub toolchain: String,
+    /// What is known before make runs.
+    #[serde(flatten)]
+    pub start: Start,
     /// The compiler and its version, as the kernel's own .config records it
     /// (CONFIG_CC_VERSION_TEXT: "gcc (Debian 12.2.0-14) 12.2.0", "Debian clang version 14.0.6"); null until configured.
     pub compiler: Option<String>,
-    /// The make command lines, in order: base target, olddefconfig, build.
-    pub make: Vec<String>,
     /// Null while running.
     pub duration_s: Option<f64>,
     /// Null until it passed.
@@ -58,6 +46,26 @@ pub struct Record {
     pub unsaved_changes: Vec<String>,
     /// Compiler warnings in the build's log; null while running.
     pub warnings: Option<usize>,
+}
+
+/// The part of a [`Record`] written before make runs, so that it survives a killed build.
+#[derive(Serialize)]
+pub struct Start {
+    /// When the build started (UTC, ISO 8601).
+    pub started: String,
+    pub config: String,
+    /// The `--arch` it was built for.
+    pub arch: String,
+    /// sha256 of the config file's text.
+    pub config_sha256: String,
+    pub base: String,
+    pub merge: Vec<String>,
+    pub source: Source,
+    pub builder_image: String,
+    /// `--toolchain`: gcc or clang (LLVM=1).
+    pub toolchain: String,
+    /// The make command lines, in order: base target, olddefconfig, build.
+    pub make: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -81,6 +89,22 @@ impl Artifact {
 }
 
 impl Record {
+    /// The record of a build that is starting: `status: running`, its outcome null.
+    pub fn running(start: Start) -> Record {
+        Record {
+            status: Status::Running,
+            error: None,
+            start,
+            compiler: None,
+            duration_s: None,
+            vmlinux: None,
+            bzimage: None,
+            ccache: None,
+            unsaved_changes: Vec::new(),
+            warnings: None,
+        }
+    }
+
     /// Writes it into the `O=` folder `obj`, atomically.
     pub fn write(&self, obj: &Utf8Path) -> Result<()> {
         write_atomic(&obj.join(FILE), serde_json::to_string_pretty(self)?.as_bytes())
@@ -104,9 +128,7 @@ mod tests {
     use super::*;
 
     fn running() -> Record {
-        Record {
-            status: Status::Running,
-            error: None,
+        Record::running(Start {
             started: crate::clock::iso8601(1_700_000_000),
             config: "fast".into(),
             arch: "x86_64".into(),
@@ -116,15 +138,8 @@ mod tests {
             source: Source { version: "6.1.127".into(), sha256: Some("s".repeat(64)), dir: "/b/src/linux".into() },
             builder_image: "teeny-linux-builder:abc".into(),
             toolchain: "gcc".into(),
-            compiler: None,
             make: vec!["make O=/b/obj/linux-x86-fast ARCH=x86 CROSS_COMPILE= -j2".into()],
-            duration_s: None,
-            vmlinux: None,
-            bzimage: None,
-            ccache: None,
-            unsaved_changes: Vec::new(),
-            warnings: None,
-        }
+        })
     }
 
     #[test]
