@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | `allnoconfig` | the walk-through's build, incremental and up to date; headless commands, exit status, timeout; the pty console; an initramfs without init; a warm-cache copy in another `O=` (same bytes); bench's row; config `--configure`/`--save`/explain (configure only, in private `O=` folders) | the walk-through's kernel and the default of `qemu` |
 //! | `fast` | microvm + vmlinux boot; bench `--profile` | its own boot path (PVH, microvm) and the profile's symbols |
-//! | `allnoconfig-share` | `--share` read-write and `:ro`, the checkout's script | 9p over virtio (the arch's transport) in a kernel |
+//! | `allnoconfig-share-net` | `--share` read-write and `:ro`, the checkout's script; `--net` to a host server, `--forward` to a guest `nc` | 9p and virtio-net over virtio (the arch's transport) in a kernel |
 //! | `fast-debug` | `--gdb`: `hbreak start_kernel`, `bt`, `lx-version` | DWARF and the kernel's gdb scripts |
 //! | `modules` | modules_install, the modules layer, `modprobe` | a kernel with loadable modules |
 //! | the other arches' `fast` | cross-built busybox and kernel boot, `uname -m`, exit status; bench across arches, `--bootgraph`, `--profile` | cross compilers and other boards |
@@ -559,6 +559,28 @@ fn a_single_argument_runs_as_a_shell_command_line() {
 }
 
 #[test]
+fn memory_reaches_the_guest_and_a_dry_run_prints_the_same_qemu_line() {
+    let _g = serial();
+    let mem_total = |out: &Output| -> u64 {
+        let text = stdout(out);
+        let kb = text.split_whitespace().nth(1).and_then(|n| n.parse().ok());
+        kb.unwrap_or_else(|| panic!("no MemTotal in {text:?}: {}", stderr(out)))
+    };
+    let cmd = "grep MemTotal /proc/meminfo";
+    let small = xtask(&["qemu", "--", cmd]);
+    let big = xtask(&["qemu", "--memory", "512M", "--", cmd]);
+    // qemu's default is 128 MiB; the kernel keeps some for itself, so compare with margins.
+    assert!(mem_total(&small) < 128 * 1024 && mem_total(&big) > 384 * 1024, "{} / {}", stdout(&small), stdout(&big));
+    let echoed = |out: &Output| stderr(out).lines().find(|l| l.starts_with("$ qemu-system-")).map(str::to_owned);
+    let dry = xtask(&["--dry-run", "qemu", "--memory", "512M", "--", cmd]);
+    assert!(dry.status.success() && stdout(&dry).is_empty(), "{}", stderr(&dry));
+    let line = echoed(&big).expect("the real run echoes qemu's command line");
+    assert!(line.contains(" -m 512M"), "{line}");
+    assert_eq!(echoed(&dry), Some(line), "a dry run prints the command the real run runs");
+    no_qemu_left();
+}
+
+#[test]
 fn timeout_bounds_the_command_too_and_exits_124() {
     let _g = serial();
     initramfs();
@@ -878,6 +900,86 @@ fn kvm_for_another_architecture_and_a_missing_qemu_fail_before_anything_starts()
     );
 }
 
+/// The kernel of the share and network tests: the default config with both variants' options.
+const SHARE_NET: &str = "allnoconfig-share-net";
+
+/// A port on the host's 127.0.0.1 that nothing listens on (free when asked).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn net_fetches_from_the_host_and_a_forward_reaches_a_guest_service() {
+    use std::io::{Read, Write};
+    let _g = serial();
+    // A one-answer HTTP server on the host's 127.0.0.1, which the guest reaches as its gateway.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let http = std::thread::spawn(move || {
+        let (mut conn, _) = server.accept().unwrap();
+        let mut request = [0; 1024];
+        let n = conn.read(&mut request).unwrap();
+        let body = "from the host\n";
+        write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        String::from_utf8_lossy(&request[..n]).into_owned()
+    });
+    // A guest service behind a forward: the host connects until the guest's nc listens (qemu
+    // accepts on the host port at once and drops the connection while nothing listens).
+    let forwarded = free_port();
+    let client = std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(120) {
+            if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", forwarded)) {
+                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut got = Vec::new();
+                let mut buf = [0; 64];
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    got.extend_from_slice(&buf[..n]);
+                    if got.ends_with(b"\n") {
+                        return String::from_utf8_lossy(&got).into_owned();
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        String::new()
+    });
+    let dir = temp_dir("net");
+    let share = dir.to_str().unwrap();
+    let fetch = format!("wget -q -O - http://10.0.2.2:{port}/teeny && echo from the guest | nc -l -p 7777");
+    let forward = format!("{forwarded}:7777");
+    let out = xtask(&["qemu", "--share", share, "--forward", &forward, "--", &fetch]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "from the host", "the guest fetched the host's file");
+    assert!(http.join().unwrap().starts_with("GET /teeny "), "the request reached the host's server");
+    assert_eq!(client.join().unwrap(), "from the guest\n", "the host reached the guest's nc through the forward");
+    // The address by DHCP, and a kernel without the network's options boots without one.
+    let out = xtask(&["qemu", "--no-build", "--net", "--share", share, "--", "ip -4 addr show eth0"]);
+    assert!(stdout(&out).contains("inet 10.0.2.15/24"), "{}", stdout(&out));
+    let out = xtask(&["qemu", "--no-build", "--", "ls /sys/class/net"]);
+    assert!(!stdout(&out).contains("eth0"), "no network unless asked: {}", stdout(&out));
+    std::fs::remove_dir_all(dir).unwrap();
+    no_qemu_left();
+}
+
+#[test]
+fn bad_forwards_are_refused_before_anything_is_built() {
+    let _g = serial();
+    let out = xtask(&["qemu", "--forward", "0:80", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("the host port \"0\" is not a port number"), "{}", stderr(&out));
+    let p = free_port().to_string();
+    let out = xtask(&["qemu", "--forward", &format!("{p}:80"), "--forward", &format!("{p}:81"), "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&format!("host port {p} is given twice")), "{}", stderr(&out));
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = busy.local_addr().unwrap().port();
+    let out = xtask(&["qemu", "--forward", &format!("{p}:80"), "--", "true"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("host port 127.0.0.1:{p} is not free")) && !err.contains("\n$ "), "{err}");
+}
+
 #[test]
 fn share_round_trips_files_and_runs_a_script_of_the_checkout() {
     let _g = serial();
@@ -885,19 +987,20 @@ fn share_round_trips_files_and_runs_a_script_of_the_checkout() {
     std::fs::write(dir.join("in.txt"), "from the host\n").unwrap();
     let spec = format!("{}:/mnt/host", dir.display());
     let write = "cat /mnt/host/in.txt && uname -r > /mnt/host/out.txt";
-    let out = xtask(&["qemu", "--share", &spec, "--", write]);
+    // With --net too, so that this and the network's test boot one kernel.
+    let out = xtask(&["qemu", "--net", "--share", &spec, "--", write]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "from the host");
-    // The -share variant of the default kernel, its release in the guest's file on the host.
+    // The -share-net variant of the default kernel, its release in the guest's file on the host.
     let written = std::fs::read_to_string(dir.join("out.txt")).unwrap();
-    assert_eq!(written.trim(), release_of("allnoconfig-share"), "the guest's file on the host");
+    assert_eq!(written.trim(), release_of(SHARE_NET), "the guest's file on the host");
     // The checkout, shared at its own path: the shell starts in it, a script of it runs, and
     // its exit status comes back. Read-only: a write fails.
-    let out = xtask(&["qemu", "--no-build", "--share", ".:ro", "--", "./tests/guest/smoke.sh", "3"]);
+    let out = xtask(&["qemu", "--no-build", "--net", "--share", ".:ro", "--", "./tests/guest/smoke.sh", "3"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let line = format!("smoke: {} {} in {}", host().machine, release_of("allnoconfig-share"), root().display());
+    let line = format!("smoke: {} {} in {}", host().machine, release_of(SHARE_NET), root().display());
     assert!(stdout(&out).contains(&line), "{line} in {}", stdout(&out));
-    let out = xtask(&["qemu", "--no-build", "--share", ".:ro", "--", "touch teeny-ro-test"]);
+    let out = xtask(&["qemu", "--no-build", "--net", "--share", ".:ro", "--", "touch teeny-ro-test"]);
     assert_eq!(out.status.code(), Some(1), "a write to a read-only share: {}", stderr(&out));
     assert!(!root().join("teeny-ro-test").exists());
     // A folder that does not exist: refused before anything is built.

@@ -51,20 +51,21 @@ fn debians_kernel_boots_with_our_initramfs_and_says_its_release() {
 }
 
 #[test]
-fn share_works_through_the_kernels_own_modules() {
+fn share_and_net_work_through_the_kernels_own_modules() {
     let _g = serial();
     let Some((image, release)) = installed_kernel() else { return };
     let dir = common::temp_dir("prebuilt-share");
     std::fs::write(dir.join("from-host"), "hello from the host\n").unwrap();
     let spec = format!("{}:/mnt/host", dir.display());
-    let cmd = "cat /mnt/host/from-host && echo written > /mnt/host/from-guest && lsmod | cut -d' ' -f1";
-    let out = xtask(&["qemu", "--kernel-image", image.to_str().unwrap(), "--share", &spec, "--", cmd]);
+    let cmd = "cat /mnt/host/from-host && echo written > /mnt/host/from-guest && ip -4 addr show eth0 && lsmod | cut -d' ' -f1";
+    let out = xtask(&["qemu", "--kernel-image", image.to_str().unwrap(), "--share", &spec, "--net", "--", cmd]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let stdout = stdout(&out);
     assert!(stdout.starts_with("hello from the host\n"), "{stdout}");
     assert_eq!(std::fs::read_to_string(dir.join("from-guest")).unwrap(), "written\n");
-    // Debian has 9p as modules: init loaded them from the layer, after what they need.
-    for module in ["9p", "9pnet_virtio"] {
+    // Debian has 9p and virtio-net as modules: init loaded them from the layer, after what they need.
+    assert!(stdout.contains("inet 10.0.2.15/24"), "eth0 got its address by DHCP: {stdout}");
+    for module in ["9p", "9pnet_virtio", "virtio_net"] {
         assert!(stdout.lines().any(|l| l == module), "{module} is loaded: {stdout}");
     }
     let err = stderr(&out);

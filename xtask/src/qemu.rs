@@ -8,6 +8,7 @@
 mod argv;
 mod console;
 mod kvm;
+pub mod net;
 mod process;
 mod protocol;
 pub mod share;
@@ -60,6 +61,14 @@ pub struct Options {
     /// (9p and virtio added); the shell starts in the current folder when it is shared.
     #[arg(long, value_name = "DIR[:GUEST_PATH][:ro]", value_parser = share::parse_arg)]
     pub share: Vec<share::Share>,
+    /// Give the guest qemu's user-mode network: virtio-net, an address by DHCP (init runs
+    /// udhcpc), the host as gateway 10.0.2.2. Boots the config's `-net` variant (virtio-net added).
+    #[arg(long)]
+    pub net: bool,
+    /// Forward the host's 127.0.0.1:HOST_PORT (TCP) to the guest's GUEST_PORT; repeatable;
+    /// implies --net.
+    #[arg(long, value_name = "HOST_PORT:GUEST_PORT", value_parser = net::parse_forward)]
+    pub forward: Vec<net::Forward>,
     /// Debug the kernel: boot the config's `-debug` variant (DWARF, gdb scripts, frame
     /// pointers) halted with `nokaslr`, qemu's gdb stub on build/gdb-ARCH.sock; attach
     /// with `cargo xtask gdb`. Boots to the console (no command).
@@ -81,6 +90,11 @@ impl Options {
         self.qemu_args.as_deref().unwrap_or_default().split_whitespace().map(String::from).collect()
     }
 
+    /// Whether the guest gets a network: `--net`, or a `--forward`.
+    fn net(&self) -> bool {
+        self.net || !self.forward.is_empty()
+    }
+
     /// Bounds the whole headless run, boot and command; `None`: no bound (`--timeout 0`).
     fn timeout(&self) -> Option<Duration> {
         (self.timeout > 0).then(|| Duration::from_secs(self.timeout))
@@ -99,6 +113,7 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
             "--gdb halts the guest until gdb continues it, so it boots to the console, without a command: script gdb instead (`cargo xtask gdb -- -batch -ex …`)"
         );
     }
+    net::check_forwards(&opts.forward)?;
     let gdb_socket = opts.gdb.then(|| crate::gdb::socket(ctx)).transpose()?;
     if opts.gdb {
         crate::gdb::check_free(ctx)?;
@@ -130,6 +145,10 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
     let cwd = crate::ctx::absolute(".".into())?;
     let mut append = share::append(&opts.share, &cwd);
     let mut qemu_args = share::qemu_args(&opts.share, kernel.virtio);
+    if opts.net() {
+        append.push(net::APPEND.to_owned());
+        qemu_args.extend(net::qemu_args(&opts.forward, kernel.virtio));
+    }
     if let Some(socket) = &gdb_socket {
         append.push(crate::gdb::APPEND.to_owned());
         qemu_args.extend(crate::gdb::qemu_args(socket));
@@ -163,22 +182,25 @@ pub fn run(ctx: &Ctx, opts: &Options) -> Result<i32> {
 }
 
 /// The kernel to boot: the config's, or a variant of it with what `--share` (9p and the
-/// board's virtio transport) and `--gdb` (debug info, gdb scripts) need, such as
-/// `fast-share-debug` (the saved config stays as it is).
+/// board's virtio transport), `--net` (virtio-net) and `--gdb` (debug info, gdb scripts) need,
+/// such as `fast-share-net-debug` (the saved config stays as it is).
 fn kernel(ctx: &Ctx, opts: &Options) -> Result<Kernel> {
     crate::kernel::variant(ctx, &opts.kernel, &sets(ctx, opts)?, opts.no_build)
 }
 
-/// What the boot needs of the kernel: `--share`'s 9p over the board's virtio, `--gdb`'s debug
-/// options.
+/// What the boot needs of the kernel: `--share`'s 9p and `--net`'s virtio-net over the board's
+/// virtio, `--gdb`'s debug options.
 fn sets(ctx: &Ctx, opts: &Options) -> Result<Vec<OptionSet>> {
     let mut sets = Vec::new();
+    let virtio = || match opts.kernel_image {
+        Some(_) => Ok(ctx.arch.virtio),
+        None => crate::kernel::profile(ctx, &opts.kernel).map(|p| p.virtio.unwrap_or(ctx.arch.virtio)),
+    };
     if !opts.share.is_empty() {
-        let virtio = match opts.kernel_image {
-            Some(_) => ctx.arch.virtio,
-            None => crate::kernel::profile(ctx, &opts.kernel)?.virtio.unwrap_or(ctx.arch.virtio),
-        };
-        sets.push(OptionSet::share(virtio));
+        sets.push(OptionSet::share(virtio()?));
+    }
+    if opts.net() {
+        sets.push(OptionSet::net(virtio()?));
     }
     if opts.gdb {
         sets.push(OptionSet::debug(ctx.arch));

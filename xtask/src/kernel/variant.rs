@@ -1,7 +1,7 @@
 //! Variants, the one way a kernel gets options its config file does not hold: a config of ours
 //! plus named option sets, built as config `NAME-SET…` (e.g. `fast-share-debug`) in an `O=`
 //! folder of its own, the saved config left as it is. `qemu --share` adds `share`, `qemu --gdb`
-//! adds `debug`. A config file that extends another names it with `#: merge NAME` instead
+//! adds `debug`, `qemu --net` adds `net`. A config file that extends another names it with `#: merge NAME` instead
 //! (`modules.config` is allnoconfig plus three lines).
 //!
 //! When every line of the sets already holds in the base's `.config` (a defconfig that has 9p),
@@ -31,6 +31,17 @@ const SHARE: &[&str] = &[
     "CONFIG_9P_FS=y",
 ];
 
+/// What `--net` needs besides its virtio transport: TCP/IP, raw packet sockets (udhcpc's
+/// DHCP), and virtio-net.
+const NET: &[&str] = &[
+    "CONFIG_NET=y",
+    "CONFIG_INET=y",
+    "CONFIG_PACKET=y",
+    "CONFIG_NETDEVICES=y",
+    "CONFIG_NET_CORE=y",
+    "CONFIG_VIRTIO_NET=y",
+];
+
 /// What debugging needs besides the arch's frame-pointer option: DWARF for gdb, the `lx-`
 /// helper scripts (vmlinux-gdb.py in the `O=` folder), and symbols.
 const DEBUG: &[&str] = &[
@@ -49,6 +60,12 @@ impl OptionSet {
     pub fn share(virtio: Virtio) -> OptionSet {
         let modules = ["9p", "9pnet_virtio"].into_iter().chain(virtio.modules().iter().copied()).collect();
         OptionSet { modules, ..OptionSet::new("share", SHARE.iter().chain(virtio.kernel_options()).copied()) }
+    }
+
+    /// `qemu --net`: virtio-net over the board's virtio transport.
+    pub fn net(virtio: Virtio) -> OptionSet {
+        let modules = ["af_packet", "virtio_net"].into_iter().chain(virtio.modules().iter().copied()).collect();
+        OptionSet { modules, ..OptionSet::new("net", NET.iter().chain(virtio.kernel_options()).copied()) }
     }
 
     /// `qemu --gdb`: DWARF, gdb scripts, symbols, frame pointers.
@@ -124,10 +141,12 @@ mod tests {
     }
 
     #[test]
-    fn every_arch_has_both_sets() {
+    fn every_arch_has_the_three_sets() {
         for arch in crate::arch::ARCHES {
             assert!(OptionSet::debug(arch).lines.len() > DEBUG.len(), "{}: no frame pointer option", arch.name);
             assert!(OptionSet::share(arch.virtio).lines.iter().any(|l| l.starts_with("CONFIG_VIRTIO")));
+            let net = OptionSet::net(arch.virtio);
+            assert!(net.lines.contains(&"CONFIG_VIRTIO_NET=y".to_owned()) && net.modules.contains(&"virtio_net"));
         }
     }
 }

@@ -125,6 +125,8 @@ impl Guest {
                 match marker(&line.text, &guest.token) {
                     Some(Marker::BootTook(s)) => guest_s = Some(s),
                     Some(Marker::Panic) => bail!("the kernel panicked: {}\n{}", line.text.trim(), guest.tail()),
+                    // What init could not do (a module, a mount, the network) is the user's to see.
+                    _ if line.text.starts_with("init: ") => eprintln!("{}", line.text.trim_end()),
                     _ => {}
                 }
             }
