@@ -80,7 +80,7 @@ pub fn boot(
     let t = timeline::timeline(guest.log(), &dmesg, times.guest_s, times.host_s, &symbols)
         .with_context(|| format!("the timeline of {}", row.config))?;
     let title = format!("{}: one boot, from qemu start to the shell prompt ({})", label(row, true), row.accel);
-    written.push(write_chart(&dir, "bootgraph", ctx, &row.config, &bootgraph::svg(&t, &title))?);
+    written.push(write_chart(dir, "bootgraph", ctx, &row.config, &bootgraph::svg(&t, &title))?);
     let mut t = Instrumented { timeline: t, profile: Vec::new(), sampling: None };
     if let Some(samples) = samples? {
         anyhow::ensure!(!samples.is_empty(), "no samples from qemu's monitor at {socket}");
@@ -92,7 +92,7 @@ pub fn boot(
         let sampling = profile::sampling(&at, &round_trips, sampler::INTERVAL);
         let title = format!("{}: functions by share of {} samples of the boot", label(row, true), samples.len());
         let chart = profile_chart::svg(&t.profile, &profile::phases(&t.timeline), &sampling, &title);
-        written.push(write_chart(&dir, "profile", ctx, &row.config, &chart)?);
+        written.push(write_chart(dir, "profile", ctx, &row.config, &chart)?);
         t.sampling = Some(sampling);
     }
     row.timeline = Some(t);

@@ -14,7 +14,8 @@ pub const MAX_CPUS: u32 = 256;
 /// kselftest). Unset, qemu's defaults: one CPU, 128 MiB.
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resources {
-    /// Virtual CPUs of the guest (qemu's -smp N) [default: qemu's, 1].
+    /// Virtual CPUs of the guest (qemu's -smp N); a kernel built without CONFIG_SMP (x86_64's
+    /// allnoconfig, fast) uses only the first [default: qemu's, 1].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_CPUS as i64))]
     pub cpus: Option<u32>,
     /// Memory of the guest, as qemu's -m takes it: 512M, 2G; a number alone is MiB [default: qemu's, 128M].
