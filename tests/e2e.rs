@@ -924,11 +924,13 @@ fn net_fetches_from_the_host_and_a_forward_reaches_a_guest_service() {
         String::from_utf8_lossy(&request[..n]).into_owned()
     });
     // A guest service behind a forward: the host connects until the guest's nc listens (qemu
-    // accepts on the host port at once and drops the connection while nothing listens).
+    // accepts on the host port at once and drops the connection while nothing listens), for as
+    // long as the run lasts, a kernel build included.
     let forwarded = free_port();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = done.clone();
     let client = std::thread::spawn(move || {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(120) {
+        while !running.load(std::sync::atomic::Ordering::Relaxed) {
             if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", forwarded)) {
                 conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
                 let mut got = Vec::new();
@@ -948,7 +950,8 @@ fn net_fetches_from_the_host_and_a_forward_reaches_a_guest_service() {
     let share = dir.to_str().unwrap();
     let fetch = format!("wget -q -O - http://10.0.2.2:{port}/teeny && echo from the guest | nc -l -p 7777");
     let forward = format!("{forwarded}:7777");
-    let out = xtask(&["qemu", "--share", share, "--forward", &forward, "--", &fetch]);
+    let out = xtask(&["qemu", "--share", share, "--forward", &forward, "--timeout", "120", "--", &fetch]);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "from the host", "the guest fetched the host's file");
     assert!(http.join().unwrap().starts_with("GET /teeny "), "the request reached the host's server");
