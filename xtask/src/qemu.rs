@@ -192,15 +192,18 @@ fn kernel(ctx: &Ctx, opts: &Options) -> Result<Kernel> {
 /// virtio, `--gdb`'s debug options.
 fn sets(ctx: &Ctx, opts: &Options) -> Result<Vec<OptionSet>> {
     let mut sets = Vec::new();
-    let virtio = || match opts.kernel_image {
-        Some(_) => Ok(ctx.arch.virtio),
-        None => crate::kernel::profile(ctx, &opts.kernel).map(|p| p.virtio.unwrap_or(ctx.arch.virtio)),
-    };
-    if !opts.share.is_empty() {
-        sets.push(OptionSet::share(virtio()?));
-    }
-    if opts.net() {
-        sets.push(OptionSet::net(virtio()?));
+    if !opts.share.is_empty() || opts.net() {
+        // The config file is read once, for both sets.
+        let virtio = match opts.kernel_image {
+            Some(_) => ctx.arch.virtio,
+            None => crate::kernel::profile(ctx, &opts.kernel)?.virtio.unwrap_or(ctx.arch.virtio),
+        };
+        if !opts.share.is_empty() {
+            sets.push(OptionSet::share(virtio));
+        }
+        if opts.net() {
+            sets.push(OptionSet::net(virtio));
+        }
     }
     if opts.gdb {
         sets.push(OptionSet::debug(ctx.arch));
