@@ -36,12 +36,8 @@ fn allnoconfig_built_with_clang_boots_and_a_copy_in_another_folder_has_the_same_
     // The same config under another name, so in an O= folder of its own, in the same build
     // folder (the same unpacked source, so the same paths for ccache): the same bytes, from the
     // warm cache. A build folder of its own would unpack the source again at another path.
-    let dir = common::temp_dir("clang-copy");
-    let text =
-        std::fs::read_to_string(common::root().join(format!("kernel-configs/{}/allnoconfig.config", host().name)));
-    std::fs::write(dir.join("copy.config"), text.unwrap()).unwrap();
+    let dir = common::private_config(&build_dir(), "copy", "", &["clang"]);
     let copy_obj = build_dir().join("obj").join(common::kernel_folder(host(), "copy", &["clang"]));
-    let _ = std::fs::remove_dir_all(&copy_obj);
     let env = [("TEENY_KERNEL_CONFIGS", dir.as_path())];
     let out = common::run(&build_dir(), &["--toolchain", "clang", "kernel", "copy"], &env);
     assert!(out.status.success(), "{}", stderr(&out));

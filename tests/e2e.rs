@@ -23,7 +23,7 @@
 
 mod common;
 
-use common::{config_of, edit_config, host, json, others, serial, stderr, stdout, str_at, temp_dir};
+use common::{config_of, edit_config, host, json, others, serial, shipped, stderr, stdout, str_at, temp_dir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -49,11 +49,6 @@ fn ok(args: &[&str]) -> String {
     let out = xtask(args);
     assert!(out.status.success(), "cargo xtask {} failed", args.join(" "));
     stdout(&out)
-}
-
-/// kernel-configs/HOST/NAME.config in the repository.
-fn shipped(name: &str) -> PathBuf {
-    root().join(format!("kernel-configs/{}/{name}.config", host().name))
 }
 
 fn obj_of(config: &str) -> PathBuf {
@@ -183,14 +178,9 @@ fn kernel_rejects_unknown_names_and_lists_the_known_ones() {
     }
 }
 
-/// A private copy of kernel-configs/HOST/allnoconfig.config named NAME in a folder of its own, for
-/// tests that need an `O=` folder nobody else uses; returns that folder.
+/// A private copy of allnoconfig named NAME (see [`common::private_config`]); returns its folder.
 fn private_config(name: &str, extra: &str) -> PathBuf {
-    let dir = temp_dir(&format!("configs-{name}"));
-    let text = std::fs::read_to_string(shipped("allnoconfig")).unwrap();
-    std::fs::write(dir.join(format!("{name}.config")), text + extra).unwrap();
-    let _ = std::fs::remove_dir_all(obj_of(name));
-    dir
+    common::private_config(&build_dir(), name, extra, &[])
 }
 
 #[test]

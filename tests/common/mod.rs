@@ -76,6 +76,23 @@ pub fn kernel_folder(arch: Arch, name: &str, tail: &[&str]) -> String {
     format!("linux-{}-{name}{tail}", arch.dir)
 }
 
+/// kernel-configs/HOST/NAME.config in the repository.
+pub fn shipped(name: &str) -> PathBuf {
+    root().join(format!("kernel-configs/{}/{name}.config", host().name))
+}
+
+/// A private copy of kernel-configs/HOST/allnoconfig.config, plus `extra`, named NAME in a folder
+/// of its own (for TEENY_KERNEL_CONFIGS), for tests that need an `O=` folder nobody else uses;
+/// its `O=` folder in `build` (named with `tail`, as [`kernel_folder`] does) is removed first.
+/// Returns the folder.
+pub fn private_config(build: &Path, name: &str, extra: &str, tail: &[&str]) -> PathBuf {
+    let dir = temp_dir(&format!("configs-{name}"));
+    let text = std::fs::read_to_string(shipped("allnoconfig")).unwrap();
+    std::fs::write(dir.join(format!("{name}.config")), text + extra).unwrap();
+    let _ = std::fs::remove_dir_all(build.join("obj").join(kernel_folder(host(), name, tail)));
+    dir
+}
+
 /// The host's architecture: what `cargo xtask` builds without `--arch`.
 pub fn host() -> Arch {
     *ARCHES.iter().find(|a| a.rust == std::env::consts::ARCH).expect("a host architecture that xtask supports")
