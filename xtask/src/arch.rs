@@ -40,6 +40,9 @@ pub struct Arch {
     pub virtio: Virtio,
     /// The serial console the kernel writes to (`console=`).
     pub console: &'static str,
+    /// Its device number (major, minor): the initramfs carries its /dev node, so init needs no
+    /// mdev to find the console.
+    pub console_node: (u32, u32),
     /// Its driver, as config lines: every config of this arch gets them before its own lines
     /// (which may override them).
     pub console_options: &'static [&'static str],
@@ -85,6 +88,7 @@ pub const ARCHES: &[Arch] = &[
         frame_pointer: &["CONFIG_UNWINDER_FRAME_POINTER=y", "# CONFIG_UNWINDER_GUESS is not set"],
         virtio: Virtio::Pci,
         console: "ttyS0",
+        console_node: (4, 64),
         console_options: &["CONFIG_TTY=y", "CONFIG_SERIAL_8250=y", "CONFIG_SERIAL_8250_CONSOLE=y"],
         elf_machine: 62, // EM_X86_64
         image_magic: (0x202, b"HdrS"),
@@ -112,6 +116,7 @@ pub const ARCHES: &[Arch] = &[
         // In the virt board's device tree: no PCI host driver needed.
         virtio: Virtio::Mmio,
         console: "ttyAMA0", // the virt board's PL011 UART
+        console_node: (204, 64),
         console_options: &["CONFIG_TTY=y", "CONFIG_SERIAL_AMBA_PL011=y", "CONFIG_SERIAL_AMBA_PL011_CONSOLE=y"],
         elf_machine: 183, // EM_AARCH64
         image_magic: (0x38, b"ARM\x64"),
@@ -138,6 +143,7 @@ pub const ARCHES: &[Arch] = &[
         frame_pointer: &["CONFIG_FRAME_POINTER=y"],
         virtio: Virtio::Mmio,
         console: "ttyS0", // the virt board's 16550 UART, found in the device tree
+        console_node: (4, 64),
         console_options: &[
             "CONFIG_TTY=y",
             "CONFIG_SERIAL_8250=y",

@@ -1,7 +1,9 @@
 //! Step 3: the initramfs, packed in-process as a reproducible newc cpio + gzip -9.
 //!
-//! Layers, later ones winning: busybox's `_install`, `rootfs/` from git, and `dev/console`
-//! (the kernel opens it for init before anything is mounted). No host cpio, no root, no fakeroot.
+//! Layers, later ones winning: busybox's `_install`, `rootfs/` from git, and the device nodes
+//! in [`DEV_NODES`] plus the arch's serial console (`dev/console` the kernel opens for init
+//! before anything is mounted; the rest so that `/init-fast` needs no mdev). No host cpio, no
+//! root, no fakeroot.
 
 pub mod archive;
 
@@ -26,7 +28,7 @@ pub enum Compression {
 /// Builds busybox if needed, then writes build/initramfs-busybox-ARCH.cpio[.gz]; returns its path.
 pub fn build(ctx: &Ctx, compression: Compression) -> Result<Utf8PathBuf> {
     let install = crate::busybox::build(ctx, false)?;
-    let entries = entries(&install, &ctx.root.join("rootfs"))?;
+    let entries = entries(&install, &ctx.root.join("rootfs"), ctx.arch)?;
     check_binaries(&entries, ctx.arch)?;
     let out = path(ctx, compression);
     let mtime = mtime()?;
@@ -110,18 +112,38 @@ pub fn write_modules(root: &Utf8Path, out: &Utf8Path, compression: Compression) 
     Ok((modules, write(&entries, mtime()?, out, compression)?))
 }
 
-/// Every archive member, sorted, from busybox's install folder and the rootfs skeleton.
-pub fn entries(install: &Utf8Path, rootfs: &Utf8Path) -> Result<Vec<Entry>> {
+/// The character devices every initramfs has, as devtmpfs names them (name, mode, major, minor).
+pub const DEV_NODES: &[(&str, u32, u32, u32)] = &[
+    ("console", 0o600, 5, 1),
+    ("full", 0o666, 1, 7),
+    ("null", 0o666, 1, 3),
+    ("random", 0o666, 1, 8),
+    ("tty", 0o666, 5, 0),
+    ("urandom", 0o666, 1, 9),
+    ("zero", 0o666, 1, 5),
+];
+
+/// Every archive member, sorted, from busybox's install folder, the rootfs skeleton and the
+/// device nodes (with `arch`'s console).
+pub fn entries(install: &Utf8Path, rootfs: &Utf8Path, arch: &crate::arch::Arch) -> Result<Vec<Entry>> {
     let init = rootfs.join("init");
     let meta = fs::metadata(&init).with_context(|| format!("the initramfs needs an init script at {init}"))?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
         bail!("{init} is not an executable file (chmod +x it)");
     }
-    let console = vec![
-        Entry { path: "dev".into(), mode: 0o755, kind: Kind::Dir },
-        Entry { path: "dev/console".into(), mode: 0o600, kind: Kind::CharDev { major: 5, minor: 1 } },
-    ];
-    Ok(archive::merge(vec![archive::collect(install)?, archive::collect(rootfs)?, console]))
+    Ok(archive::merge(vec![archive::collect(install)?, archive::collect(rootfs)?, dev_nodes(arch)]))
+}
+
+/// `dev/` with [`DEV_NODES`] and the arch's serial console.
+fn dev_nodes(arch: &crate::arch::Arch) -> Vec<Entry> {
+    let (major, minor) = arch.console_node;
+    let serial = (arch.console, 0o600, major, minor);
+    let nodes = DEV_NODES.iter().copied().chain([serial]).map(|(name, mode, major, minor)| Entry {
+        path: format!("dev/{name}"),
+        mode,
+        kind: Kind::CharDev { major, minor },
+    });
+    [Entry { path: "dev".into(), mode: 0o755, kind: Kind::Dir }].into_iter().chain(nodes).collect()
 }
 
 /// Every ELF file packed must run on the guest's architecture: a busybox or a `rootfs/` binary
@@ -205,6 +227,21 @@ pub fn write(entries: &[Entry], mtime: u32, out: &Utf8Path, compression: Compres
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_has_the_usual_nodes_and_the_arch_console() {
+        let node = |arch: &str, name: &str| {
+            dev_nodes(crate::arch::parse(arch).unwrap())
+                .into_iter()
+                .find(|e| e.path == format!("dev/{name}"))
+                .map(|e| e.kind)
+        };
+        assert_eq!(node("arm64", "ttyAMA0"), Some(Kind::CharDev { major: 204, minor: 64 }));
+        assert_eq!(node("riscv64", "ttyS0"), Some(Kind::CharDev { major: 4, minor: 64 }));
+        assert_eq!(node("arm64", "ttyS0"), None);
+        assert_eq!(node("x86_64", "null"), Some(Kind::CharDev { major: 1, minor: 3 }));
+        assert_eq!(node("x86_64", "console"), Some(Kind::CharDev { major: 5, minor: 1 }));
+    }
 
     #[test]
     fn a_binary_for_another_arch_is_refused() {

@@ -27,7 +27,7 @@ impl std::fmt::Display for Packing {
 }
 
 /// Packs the same tree both ways. The tree is the initramfs staged on disk, without
-/// `dev/console` (making a device node needs root).
+/// the device nodes (making one needs root).
 pub fn packing(ctx: &Ctx) -> Result<Packing> {
     let install = crate::busybox::build(ctx, false)?;
     let stage = stage(ctx);
@@ -35,7 +35,7 @@ pub fn packing(ctx: &Ctx) -> Result<Packing> {
         fs::remove_dir_all(&stage)?;
     }
     fs::create_dir_all(&stage)?;
-    for e in initramfs::entries(&install, &ctx.root.join("rootfs"))? {
+    for e in initramfs::entries(&install, &ctx.root.join("rootfs"), ctx.arch)? {
         let dest = stage.join(&e.path);
         match &e.kind {
             archive::Kind::Dir => fs::create_dir_all(&dest)?,
