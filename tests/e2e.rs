@@ -264,6 +264,15 @@ fn fast_profile_boots_as_its_config_says_and_runs_commands() {
     for args in text.lines().filter_map(|l| l.strip_prefix("#: qemu ")) {
         assert!(qemu.contains(args.trim()), "{args} in {qemu}");
     }
+    // The init its `rdinit=` names runs as PID 1 (a missing one would leave the kernel to try
+    // /sbin/init, busybox's), and the console it opens without mdev is a tty.
+    let rdinit = text.lines().filter_map(|l| l.strip_prefix("#: append ")).flat_map(str::split_whitespace);
+    if let Some(init) = rdinit.filter_map(|w| w.strip_prefix("rdinit=")).last() {
+        let out =
+            guest("fast", &["tr '\\0' ' ' < /proc/1/cmdline; echo; [ -c /dev/$(cat /sys/class/tty/console/active) ]"]);
+        assert!(out.status.success(), "no device node for the console: {}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), format!("/bin/sh {init}"), "{}", stderr(&out));
+    }
 }
 
 #[test]
@@ -680,11 +689,19 @@ impl Drop for Terminal {
     }
 }
 
+/// Both inits (allnoconfig's /init, fast's /init-fast) and both console set-ups (qemu's
+/// default serial, fast's `-nodefaults -serial mon:stdio`) give the terminal a job-control shell.
 #[test]
 fn interactive_console_has_job_control_and_ctrl_c_interrupts() {
     let _g = serial();
     initramfs();
-    let mut term = Terminal::start(&["qemu", "--kernel", "allnoconfig"]);
+    for config in ["allnoconfig", "fast"] {
+        job_control_and_ctrl_c(config);
+    }
+}
+
+fn job_control_and_ctrl_c(config: &str) {
+    let mut term = Terminal::start(&["qemu", "--kernel", config]);
     let prompt = |s: &str| s.trim_end_matches(' ').ends_with('#');
     assert!(term.wait(0, Duration::from_secs(300), |s| s.contains("Boot took")), "no boot");
     let booted = term.seen.find("Boot took").unwrap();
@@ -734,15 +751,17 @@ fn interactive_console_has_job_control_and_ctrl_c_interrupts() {
 fn ctrl_a_x_quits_the_console() {
     let _g = serial();
     initramfs();
-    let mut term = Terminal::start(&["qemu", "--kernel", "allnoconfig"]);
-    assert!(term.wait(0, Duration::from_secs(300), |s| s.contains("Boot took")), "no boot");
-    term.type_in("\x01x");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while term.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
+    for config in ["allnoconfig", "fast"] {
+        let mut term = Terminal::start(&["qemu", "--kernel", config]);
+        assert!(term.wait(0, Duration::from_secs(300), |s| s.contains("Boot took")), "no boot of {config}");
+        term.type_in("\x01x");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while term.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(term.child.try_wait().unwrap().is_some(), "Ctrl-a x did not end qemu ({config})");
+        no_qemu_left();
     }
-    assert!(term.child.try_wait().unwrap().is_some(), "Ctrl-a x did not end qemu");
-    no_qemu_left();
 }
 
 /// `cargo xtask qemu -- CMD` with `input` on its standard input.

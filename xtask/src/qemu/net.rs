@@ -6,7 +6,7 @@
 //! outside reaches the guest but the ports forwarded from the host's 127.0.0.1. The device is
 //! virtio-net on the board's transport; the kernel options come as the variant's `net` set
 //! ([`crate::kernel::OptionSet::net`]); init brings the interface up with DHCP when the kernel
-//! command line has `teeny.net` (`rootfs/init`).
+//! command line has `teeny.net` (`rootfs/etc/teeny/session`).
 
 use crate::arch::Virtio;
 use anyhow::{Result, bail};
