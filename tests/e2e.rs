@@ -282,7 +282,7 @@ fn fast_profile_boots_as_its_config_says_and_runs_commands() {
     // The init its `rdinit=` names runs as PID 1 (a missing one would leave the kernel to try
     // /sbin/init, busybox's).
     let rdinit = text.lines().filter_map(|l| l.strip_prefix("#: append ")).flat_map(str::split_whitespace);
-    if let Some(init) = rdinit.filter_map(|w| w.strip_prefix("rdinit=")).last() {
+    if let Some(init) = rdinit.filter_map(|w| w.strip_prefix("rdinit=")).next_back() {
         let out = guest("fast", &["tr '\\0' ' ' < /proc/1/cmdline"]);
         assert_eq!(stdout(&out).trim(), format!("/bin/sh {init}"), "{}", stderr(&out));
     }
@@ -693,6 +693,15 @@ impl Terminal {
         use std::io::Write;
         self.master.write_all(keys.as_bytes()).unwrap();
     }
+
+    /// Whether xtask (and so qemu) ended within `limit`.
+    fn ends_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.child.try_wait().unwrap().is_some()
+    }
 }
 
 impl Drop for Terminal {
@@ -750,11 +759,7 @@ fn job_control_and_ctrl_c(config: &str) {
     assert!(!term.seen.contains("job control turned off"), "no job control");
     // `exit` ends the shell, then init stops the guest, and qemu ends.
     term.type_in("exit\r");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while term.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(term.child.try_wait().unwrap().is_some(), "exit did not end qemu");
+    assert!(term.ends_within(Duration::from_secs(30)), "exit did not end qemu");
     // What the guest printed last is still in the reader's channel.
     let said = |s: &str| s.contains("init: the shell exited");
     assert!(term.wait(0, Duration::from_secs(5), said), "init did not say why the guest stops");
@@ -769,11 +774,7 @@ fn ctrl_a_x_quits_the_console() {
         let mut term = Terminal::start(&["qemu", "--kernel", config]);
         assert!(term.wait(0, Duration::from_secs(300), |s| s.contains("Boot took")), "no boot of {config}");
         term.type_in("\x01x");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while term.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        assert!(term.child.try_wait().unwrap().is_some(), "Ctrl-a x did not end qemu ({config})");
+        assert!(term.ends_within(Duration::from_secs(10)), "Ctrl-a x did not end qemu ({config})");
         no_qemu_left();
     }
 }
