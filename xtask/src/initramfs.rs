@@ -113,7 +113,7 @@ pub fn write_modules(root: &Utf8Path, out: &Utf8Path, compression: Compression) 
 }
 
 /// The character devices every initramfs has, as devtmpfs names them (name, mode, major, minor).
-pub const DEV_NODES: &[(&str, u32, u32, u32)] = &[
+const DEV_NODES: &[(&str, u32, u32, u32)] = &[
     ("console", 0o600, 5, 1),
     ("full", 0o666, 1, 7),
     ("null", 0o666, 1, 3),

@@ -2,8 +2,8 @@
 //!
 //! qemu exports each folder under a mount tag; the kernel command line tells the guest's init
 //! (`rootfs/etc/teeny/session`) where to mount each tag (`teeny.share=TAG:PATH[:ro]`) and
-//! where its shell starts (`teeny.cwd=PATH`). The kernel never reads these: parameters with a dot that no
-//! built-in code claims are left to user space, in /proc/cmdline.
+//! where its shell starts (`teeny.cwd=PATH`). The kernel never reads these: parameters with a
+//! dot that no built-in code claims are left to user space, in /proc/cmdline.
 
 use crate::arch::Virtio;
 use anyhow::{Context, Result, bail};
