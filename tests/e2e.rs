@@ -9,16 +9,16 @@
 //! the per-arch data in `common`. What needs no real kernel (locks, signals, logs, exit 125,
 //! distcc) is in `fake_tree.rs`, on the fake kernel tree.
 //!
-//! A real kernel costs 3–5 minutes cold on 2 cores, so the suite builds these seven, each once
-//! per run, and every test that needs a kernel uses one of them:
+//! A real kernel costs 3–5 minutes cold on 2 cores, so the suite builds these four and one
+//! `fast` per other arch, each once per run, and every test that needs a kernel uses one of
+//! them:
 //!
 //! | kernel (host arch unless named) | tests | why a real one |
 //! |---|---|---|
 //! | `allnoconfig` | the walk-through's build, incremental and up to date; headless commands, exit status, timeout; the pty console; an initramfs without init; a warm-cache copy in another `O=` (same bytes); bench's row; config `--configure`/`--save`/explain (configure only, in private `O=` folders) | the walk-through's kernel and the default of `qemu` |
 //! | `fast` | microvm + vmlinux boot; bench `--profile` | its own boot path (PVH, microvm) and the profile's symbols |
-//! | `allnoconfig-share-net` | `--share` read-write and `:ro`, the checkout's script; `--net` to a host server, `--forward` to a guest `nc` | 9p and virtio-net over virtio (the arch's transport) in a kernel |
+//! | `modules-share-net` (allnoconfig where the host has no `modules` config) | `--share` read-write and `:ro`, the checkout's script; `--net` to a host server, `--forward` to a guest `nc`; modules_install, the modules layer, `modprobe` | 9p and virtio-net over virtio (the arch's transport) in a kernel; a kernel with loadable modules: one kernel for both, as each costs a cold build |
 //! | `fast-debug` | `--gdb`: `hbreak start_kernel`, `bt`, `lx-version` | DWARF and the kernel's gdb scripts |
-//! | `modules` | modules_install, the modules layer, `modprobe` | a kernel with loadable modules |
 //! | the other arches' `fast` | cross-built busybox and kernel boot, `uname -m`, exit status; bench across arches, `--bootgraph`, `--profile` | cross compilers and other boards |
 
 mod common;
@@ -853,7 +853,7 @@ fn the_other_arches_fast_boots_and_says_its_machine() {
         let obj = build_dir().join(format!("obj/linux-{}-fast", arch.dir));
         let record = json(&obj.join("teeny-build.json"));
         assert_eq!(str_at(&record, "/arch"), arch.name);
-        let cross = format!(" CROSS_COMPILE={}-linux-gnu-", arch.machine);
+        let cross = format!(" CROSS_COMPILE={}", arch.cross);
         for make in record["make"].as_array().unwrap() {
             assert!(make.as_str().unwrap().contains(&cross), "every make names the compiler ({cross}): {make}");
         }
@@ -887,7 +887,7 @@ fn bench_measures_several_arches_in_one_table() {
     }
     let qemu = str_at(&report, "/machine/qemu");
     let last_arch = others.last().unwrap();
-    assert!(qemu.contains(&format!("qemu-system-{}: QEMU", last_arch.machine)), "{qemu}");
+    assert!(qemu.contains(&format!("{}: QEMU", last_arch.qemu)), "{qemu}");
     timeline_accounts_for_the_boot(&out, &report, last_arch.name, "fast");
     // The first one's timeline and profile, on their own.
     let out = ok(&["bench", "--configs", first, "--runs", "1", "--json", json_arg, "--profile", first]);
@@ -926,8 +926,17 @@ fn kvm_for_another_architecture_and_a_missing_qemu_fail_before_anything_starts()
     );
 }
 
-/// The kernel of the share and network tests: the default config with both variants' options.
-const SHARE_NET: &str = "allnoconfig-share-net";
+/// The config that the share, network and modules tests boot with `--share` and `--net`: the
+/// host's `modules` (allnoconfig with loadable modules) where it has one, else allnoconfig. So
+/// the three build one kernel, its `-share-net` variant, not three.
+fn share_net_base() -> &'static str {
+    if shipped("modules").is_file() { "modules" } else { "allnoconfig" }
+}
+
+/// That kernel: the base with both variants' options.
+fn share_net() -> String {
+    format!("{}-share-net", share_net_base())
+}
 
 /// A port on the host's 127.0.0.1 that nothing listens on (free when asked).
 fn free_port() -> u16 {
@@ -976,14 +985,16 @@ fn net_fetches_from_the_host_and_a_forward_reaches_a_guest_service() {
     let share = dir.to_str().unwrap();
     let fetch = format!("wget -q -O - http://10.0.2.2:{port}/teeny && echo from the guest | nc -l -p 7777");
     let forward = format!("{forwarded}:7777");
-    let out = xtask(&["qemu", "--share", share, "--forward", &forward, "--timeout", "120", "--", &fetch]);
+    let base = share_net_base();
+    let out =
+        xtask(&["qemu", "--kernel", base, "--share", share, "--forward", &forward, "--timeout", "120", "--", &fetch]);
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "from the host", "the guest fetched the host's file");
     assert!(http.join().unwrap().starts_with("GET /teeny "), "the request reached the host's server");
     assert_eq!(client.join().unwrap(), "from the guest\n", "the host reached the guest's nc through the forward");
     // The address by DHCP, and a kernel without the network's options boots without one.
-    let out = xtask(&["qemu", "--no-build", "--net", "--share", share, "--", "ip -4 addr show eth0"]);
+    let out = xtask(&["qemu", "--kernel", base, "--no-build", "--net", "--share", share, "--", "ip -4 addr show eth0"]);
     assert!(stdout(&out).contains("inet 10.0.2.15/24"), "{}", stdout(&out));
     let out = xtask(&["qemu", "--no-build", "--", "ls /sys/class/net"]);
     assert!(!stdout(&out).contains("eth0"), "no network unless asked: {}", stdout(&out));
@@ -1017,19 +1028,31 @@ fn share_round_trips_files_and_runs_a_script_of_the_checkout() {
     let spec = format!("{}:/mnt/host", dir.display());
     let write = "cat /mnt/host/in.txt && uname -r > /mnt/host/out.txt";
     // With --net too, so that this and the network's test boot one kernel.
-    let out = xtask(&["qemu", "--net", "--share", &spec, "--", write]);
+    let base = share_net_base();
+    let out = xtask(&["qemu", "--kernel", base, "--net", "--share", &spec, "--", write]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "from the host");
     // The -share-net variant of the default kernel, its release in the guest's file on the host.
     let written = std::fs::read_to_string(dir.join("out.txt")).unwrap();
-    assert_eq!(written.trim(), release_of(SHARE_NET), "the guest's file on the host");
+    assert_eq!(written.trim(), release_of(&share_net()), "the guest's file on the host");
     // The checkout, shared at its own path: the shell starts in it, a script of it runs, and
     // its exit status comes back. Read-only: a write fails.
-    let out = xtask(&["qemu", "--no-build", "--net", "--share", ".:ro", "--", "./tests/guest/smoke.sh", "3"]);
+    let out = xtask(&[
+        "qemu",
+        "--kernel",
+        base,
+        "--no-build",
+        "--net",
+        "--share",
+        ".:ro",
+        "--",
+        "./tests/guest/smoke.sh",
+        "3",
+    ]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let line = format!("smoke: {} {} in {}", host().machine, release_of(SHARE_NET), root().display());
+    let line = format!("smoke: {} {} in {}", host().machine, release_of(&share_net()), root().display());
     assert!(stdout(&out).contains(&line), "{line} in {}", stdout(&out));
-    let out = xtask(&["qemu", "--no-build", "--net", "--share", ".:ro", "--", "touch teeny-ro-test"]);
+    let out = xtask(&["qemu", "--kernel", base, "--no-build", "--net", "--share", ".:ro", "--", "touch teeny-ro-test"]);
     assert_eq!(out.status.code(), Some(1), "a write to a read-only share: {}", stderr(&out));
     assert!(!root().join("teeny-ro-test").exists());
     // A folder that does not exist: refused before anything is built.
@@ -1102,14 +1125,19 @@ fn a_modules_config_boots_with_its_modules_and_modprobe_loads_one() {
         eprintln!("skipped: {} has no modules config", host().name);
         return;
     }
-    let out = xtask(&["qemu", "--kernel", "modules", "--", "modprobe crc-itu-t && lsmod"]);
+    // With --share and --net, as the share and network tests: one kernel for the three.
+    let dir = temp_dir("modules");
+    let share = dir.to_str().unwrap();
+    let out = xtask(&["qemu", "--kernel", "modules", "--share", share, "--net", "--", "modprobe crc-itu-t && lsmod"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("crc_itu_t"), "{}", stdout(&out));
-    let err = stderr(&out);
-    assert!(err.contains("modules_install") && err.contains("teeny-modules.cpio.gz"), "{err}");
-    // The shared busybox archive is as it was; the booted one is it plus the modules layer.
-    let boot = obj_of("modules").join("initramfs-with-modules.cpio.gz");
-    let (busybox, layer) = (initramfs(), obj_of("modules").join("teeny-modules.cpio.gz"));
+    // The shared busybox archive is as it was; the booted one is it plus the modules layer,
+    // which `make modules_install` filled.
+    let obj = obj_of(&share_net());
+    assert!(obj.join("teeny-modules/lib/modules").join(release_of(&share_net())).join("modules.dep").is_file());
+    let boot = obj.join("initramfs-with-modules.cpio.gz");
+    let (busybox, layer) = (initramfs(), obj.join("teeny-modules.cpio.gz"));
     let [boot, busybox, layer] = [boot, busybox, layer].map(|p| std::fs::read(p).unwrap());
     assert_eq!(boot, [busybox, layer].concat());
+    std::fs::remove_dir_all(dir).unwrap();
 }

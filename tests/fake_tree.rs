@@ -488,7 +488,7 @@ fn the_build_record_names_the_tree_the_compiler_the_commands_and_what_came_out()
     let o = format!("make O={} ", obj.display());
     assert!(make.len() == 3 && make.iter().all(|m| m.starts_with(&o)), "{make:?}");
     assert!(make[0].ends_with(" allnoconfig") && make[1].ends_with(" olddefconfig"), "{make:?}");
-    assert!(make[2].split(' ').last().unwrap().starts_with("-j"), "{make:?}");
+    assert!(make[2].split(' ').next_back().unwrap().starts_with("-j"), "{make:?}");
     let image = reported_boot_image(&out, &obj);
     for (key, file) in [("vmlinux", obj.join("vmlinux")), ("bzimage", image)] {
         let bytes = record[key]["bytes"].as_u64().unwrap();
@@ -568,7 +568,7 @@ fn a_source_tree_always_runs_make_and_an_edit_in_it_is_rebuilt() {
     let err = stderr(&out);
     assert!(out.status.success() && !err.contains("is up to date"), "{err}");
     let steps_run = steps(&out);
-    assert!(steps_run.len() == 1 && steps_run[0].split(' ').last().unwrap().starts_with("-j"), "{err}");
+    assert!(steps_run.len() == 1 && steps_run[0].split(' ').next_back().unwrap().starts_with("-j"), "{err}");
     // One edit in the tree: its version changes, so it is configured again, and built.
     let makefile = fake.tree.join("Makefile");
     let text = std::fs::read_to_string(&makefile).unwrap();
@@ -1029,7 +1029,7 @@ fn a_dry_run_prints_the_commands_and_leaves_the_build_folder_as_it_was() {
     let made = steps(&out);
     assert!(made.len() == 3 && made.iter().all(|s| s.starts_with(&o)), "{err}");
     assert!(made[0].ends_with(" allnoconfig") && made[1].ends_with(" olddefconfig"), "{err}");
-    assert!(made[2].split(' ').last().unwrap().starts_with("-j"), "{err}");
+    assert!(made[2].split(' ').next_back().unwrap().starts_with("-j"), "{err}");
     let engine = err.lines().filter(|l| l.starts_with("  (in the builder: docker run ")).count();
     assert_eq!(engine, 3, "{err}");
     let stop =

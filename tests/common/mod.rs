@@ -61,12 +61,61 @@ pub struct Arch {
     pub machine: &'static str,
     /// Rust's name for it (`std::env::consts::ARCH`).
     pub rust: &'static str,
+    /// Its cross compilers' prefix, as every make of another host names it.
+    pub cross: &'static str,
+    /// The qemu that boots it.
+    pub qemu: &'static str,
 }
 
-pub const ARCHES: [Arch; 3] = [
-    Arch { name: "x86_64", dir: "x86", machine: "x86_64", rust: "x86_64" },
-    Arch { name: "arm64", dir: "arm64", machine: "aarch64", rust: "aarch64" },
-    Arch { name: "riscv64", dir: "riscv64", machine: "riscv64", rust: "riscv64" },
+pub const ARCHES: [Arch; 6] = [
+    Arch {
+        name: "x86_64",
+        dir: "x86",
+        machine: "x86_64",
+        rust: "x86_64",
+        cross: "x86_64-linux-gnu-",
+        qemu: "qemu-system-x86_64",
+    },
+    Arch {
+        name: "arm64",
+        dir: "arm64",
+        machine: "aarch64",
+        rust: "aarch64",
+        cross: "aarch64-linux-gnu-",
+        qemu: "qemu-system-aarch64",
+    },
+    Arch {
+        name: "riscv64",
+        dir: "riscv64",
+        machine: "riscv64",
+        rust: "riscv64",
+        cross: "riscv64-linux-gnu-",
+        qemu: "qemu-system-riscv64",
+    },
+    Arch {
+        name: "armhf",
+        dir: "armhf",
+        machine: "armv7l",
+        rust: "arm",
+        cross: "arm-linux-gnueabihf-",
+        qemu: "qemu-system-arm",
+    },
+    Arch {
+        name: "ppc64le",
+        dir: "ppc64le",
+        machine: "ppc64le",
+        rust: "powerpc64",
+        cross: "powerpc64le-linux-gnu-",
+        qemu: "qemu-system-ppc64",
+    },
+    Arch {
+        name: "s390x",
+        dir: "s390x",
+        machine: "s390x",
+        rust: "s390x",
+        cross: "s390x-linux-gnu-",
+        qemu: "qemu-system-s390x",
+    },
 ];
 
 /// The `O=` folder name of config NAME on `arch`, as xtask's kernel/make.rs names it, with the
@@ -86,8 +135,13 @@ pub fn shipped(name: &str) -> PathBuf {
 /// its `O=` folder in `build` (named with `tail`, as [`kernel_folder`] does) is removed first.
 /// Returns the folder.
 pub fn private_config(build: &Path, name: &str, extra: &str, tail: &[&str]) -> PathBuf {
+    private_copy(build, "allnoconfig", name, extra, tail)
+}
+
+/// [`private_config`] of the shipped config `of` instead of allnoconfig.
+pub fn private_copy(build: &Path, of: &str, name: &str, extra: &str, tail: &[&str]) -> PathBuf {
     let dir = temp_dir(&format!("configs-{name}"));
-    let text = std::fs::read_to_string(shipped("allnoconfig")).unwrap();
+    let text = std::fs::read_to_string(shipped(of)).unwrap();
     std::fs::write(dir.join(format!("{name}.config")), text + extra).unwrap();
     let _ = std::fs::remove_dir_all(build.join("obj").join(kernel_folder(host(), name, tail)));
     dir
