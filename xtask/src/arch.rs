@@ -65,100 +65,9 @@ pub struct Arch {
     pub kvm_modules: &'static str,
 }
 
-/// busybox 1.37 does not compile its SHA1 SHA-NI code off x86: `sha1_process_block64_shaNI`
-/// is declared for x86 only but used unconditionally (libbb/hash_md5_sha.c).
-const NO_SHA_NI: &str = "# CONFIG_SHA1_HWACCEL is not set\n";
+mod table;
 
-pub const ARCHES: &[Arch] = &[
-    Arch {
-        name: "x86_64",
-        aliases: &["amd64", "x86-64"],
-        rust: "x86_64",
-        dir: "x86",
-        kernel_arch: "x86",
-        srcarch: "x86",
-        cross_prefix: "x86_64-linux-gnu-",
-        image: "arch/x86/boot/bzImage",
-        qemu: "qemu-system-x86_64",
-        qemu_package: "qemu-system-x86",
-        machine: &[],
-        cpu: None,
-        // x86 picks its unwinder; the frame-pointer one brings FRAME_POINTER. tinyconfig's
-        // choice, the guess unwinder, must be turned off for it.
-        frame_pointer: &["CONFIG_UNWINDER_FRAME_POINTER=y", "# CONFIG_UNWINDER_GUESS is not set"],
-        virtio: Virtio::Pci,
-        console: "ttyS0",
-        console_node: (4, 64),
-        console_options: &["CONFIG_TTY=y", "CONFIG_SERIAL_8250=y", "CONFIG_SERIAL_8250_CONSOLE=y"],
-        elf_machine: 62, // EM_X86_64
-        image_magic: (0x202, b"HdrS"),
-        monitor_pc: "RIP",
-        busybox: "",
-        debian: "amd64",
-        kvm_cpu_flags: &["vmx", "svm"], // Intel VT-x, AMD-V
-        kvm_modules: "`sudo modprobe kvm_intel` or `kvm_amd`",
-    },
-    Arch {
-        name: "arm64",
-        aliases: &["aarch64"],
-        rust: "aarch64",
-        dir: "arm64",
-        kernel_arch: "arm64",
-        srcarch: "arm64",
-        cross_prefix: "aarch64-linux-gnu-",
-        image: "arch/arm64/boot/Image",
-        qemu: "qemu-system-aarch64",
-        qemu_package: "qemu-system-arm",
-        machine: &["-M", "virt"],
-        // qemu's virt board has no default CPU for aarch64 (it would be a 32-bit cortex-a15).
-        cpu: Some("cortex-a57"),
-        frame_pointer: &["CONFIG_FRAME_POINTER=y"],
-        // In the virt board's device tree: no PCI host driver needed.
-        virtio: Virtio::Mmio,
-        console: "ttyAMA0", // the virt board's PL011 UART
-        console_node: (204, 64),
-        console_options: &["CONFIG_TTY=y", "CONFIG_SERIAL_AMBA_PL011=y", "CONFIG_SERIAL_AMBA_PL011_CONSOLE=y"],
-        elf_machine: 183, // EM_AARCH64
-        image_magic: (0x38, b"ARM\x64"),
-        monitor_pc: "PC",
-        busybox: NO_SHA_NI,
-        debian: "arm64",
-        kvm_cpu_flags: &[],
-        kvm_modules: "`sudo modprobe kvm`",
-    },
-    Arch {
-        name: "riscv64",
-        aliases: &["riscv"],
-        rust: "riscv64",
-        dir: "riscv64",
-        kernel_arch: "riscv",
-        srcarch: "riscv",
-        cross_prefix: "riscv64-linux-gnu-",
-        image: "arch/riscv/boot/Image",
-        qemu: "qemu-system-riscv64",
-        qemu_package: "qemu-system-misc",
-        // qemu loads its bundled OpenSBI, which starts the kernel in supervisor mode.
-        machine: &["-M", "virt"],
-        cpu: None,
-        frame_pointer: &["CONFIG_FRAME_POINTER=y"],
-        virtio: Virtio::Mmio,
-        console: "ttyS0", // the virt board's 16550 UART, found in the device tree
-        console_node: (4, 64),
-        console_options: &[
-            "CONFIG_TTY=y",
-            "CONFIG_SERIAL_8250=y",
-            "CONFIG_SERIAL_8250_CONSOLE=y",
-            "CONFIG_SERIAL_OF_PLATFORM=y",
-        ],
-        elf_machine: 243, // EM_RISCV
-        image_magic: (0x38, b"RSC\x05"),
-        monitor_pc: "pc",
-        busybox: NO_SHA_NI,
-        debian: "riscv64",
-        kvm_cpu_flags: &[],
-        kvm_modules: "`sudo modprobe kvm`",
-    },
-];
+pub use table::ARCHES;
 
 /// A virtio transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -168,6 +77,8 @@ pub enum Virtio {
     /// Memory-mapped devices, found in the device tree or (x86 microvm) on the command line,
     /// which qemu fills in.
     Mmio,
+    /// Devices on s390's channel subsystem (channel I/O), neither PCI nor memory-mapped.
+    Ccw,
 }
 
 impl Virtio {
@@ -176,6 +87,7 @@ impl Virtio {
         match self {
             Virtio::Pci => format!("virtio-{kind}-pci"),
             Virtio::Mmio => format!("virtio-{kind}-device"),
+            Virtio::Ccw => format!("virtio-{kind}-ccw"),
         }
     }
 
@@ -184,14 +96,17 @@ impl Virtio {
         match self {
             Virtio::Pci => &["CONFIG_VIRTIO_MENU=y", "CONFIG_PCI=y", "CONFIG_VIRTIO_PCI=y"],
             Virtio::Mmio => &["CONFIG_VIRTIO_MENU=y", "CONFIG_VIRTIO_MMIO=y", "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y"],
+            Virtio::Ccw => &["CONFIG_S390_GUEST=y"],
         }
     }
 
-    /// The module of the transport, in a kernel that has it as one.
+    /// The module of the transport, in a kernel that has it as one (s390's virtio_ccw is
+    /// always built in, by S390_GUEST).
     pub fn modules(self) -> &'static [&'static str] {
         match self {
             Virtio::Pci => &["virtio_pci"],
             Virtio::Mmio => &["virtio_mmio"],
+            Virtio::Ccw => &["virtio_ccw"],
         }
     }
 }
@@ -303,13 +218,25 @@ mod tests {
 
     #[test]
     fn names_and_aliases_find_their_arch() {
-        for (given, name) in
-            [("x86_64", "x86_64"), ("amd64", "x86_64"), ("arm64", "arm64"), ("AArch64", "arm64"), ("riscv", "riscv64")]
-        {
+        for (given, name) in [
+            ("x86_64", "x86_64"),
+            ("amd64", "x86_64"),
+            ("arm64", "arm64"),
+            ("AArch64", "arm64"),
+            ("riscv", "riscv64"),
+            ("arm", "armhf"),
+            ("armv7", "armhf"),
+            ("ppc64el", "ppc64le"),
+            ("s390", "s390x"),
+        ] {
             assert_eq!(parse(given).unwrap().name, name, "{given}");
         }
         let err = parse("mips").unwrap_err().to_string();
-        assert!(err.contains("unknown architecture `mips`") && err.contains("x86_64, arm64, riscv64"), "{err}");
+        assert!(
+            err.contains("unknown architecture `mips`")
+                && err.contains("x86_64, arm64, riscv64, armhf, ppc64le, s390x"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -364,12 +291,19 @@ mod tests {
     fn the_dockerfile_installs_every_other_arches_cross_compiler() {
         let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/Dockerfile")).unwrap();
         for a in ARCHES {
-            // The loop's `DEBIAN:TRIPLET` pairs: gcc-TRIPLET-linux-gnu, libc6-dev-DEBIAN-cross.
-            let triplet = a.debian_gcc().trim_start_matches("gcc-").trim_end_matches("-linux-gnu").to_owned();
-            let pair = format!("{}:{triplet}", a.debian);
+            // The loop's `DEBIAN:TRIPLET` pairs: gcc-TRIPLET, libc6-dev-DEBIAN-cross.
+            let pair = format!("{}:{}", a.debian, a.debian_gcc().trim_start_matches("gcc-"));
             assert!(dockerfile.contains(&pair), "docker/Dockerfile lacks {pair} for {}", a.name);
         }
-        assert!(dockerfile.contains("gcc-${a#*:}-linux-gnu libc6-dev-${a%%:*}-cross"), "the loop's package names");
+        assert!(dockerfile.contains("gcc-${a#*:} libc6-dev-${a%%:*}-cross"), "the loop's package names");
+    }
+
+    #[test]
+    fn each_transport_names_its_qemu_device_and_kernel_driver() {
+        let kinds = [Virtio::Pci, Virtio::Mmio, Virtio::Ccw].map(|v| v.device("9p"));
+        assert_eq!(kinds, ["virtio-9p-pci", "virtio-9p-device", "virtio-9p-ccw"]);
+        assert!(Virtio::Ccw.kernel_options().contains(&"CONFIG_S390_GUEST=y"));
+        assert_eq!(parse("s390").unwrap().virtio, Virtio::Ccw);
     }
 
     #[test]
@@ -391,5 +325,6 @@ mod tests {
         // arm64's cpuinfo has `Features`, not the virtualization extensions: no warning there.
         assert_eq!(parse("arm64").unwrap().has_hardware_virtualization("Features\t: fp asimd\n"), None);
         assert_eq!(x86.debian_gcc(), "gcc-x86-64-linux-gnu");
+        assert_eq!(parse("arm").unwrap().debian_gcc(), "gcc-arm-linux-gnueabihf");
     }
 }

@@ -100,17 +100,17 @@ fn sample(socket: &Utf8Path, register: &str, stop: &AtomicBool) -> Result<Vec<Sa
     Ok(samples)
 }
 
-/// The program counter in `info registers` output: `RIP=…` (x86), `PC=…` (arm64) or a
-/// `pc       …` line (riscv).
+/// The program counter in `info registers` output: `RIP=…` (x86), `PC=…` (arm64), `R15=…`
+/// (arm), or the word after the register's name: `pc       …` (riscv), `NIP …` (powerpc),
+/// `PSW=mask … addr …` (s390).
 pub fn program_counter(info: &str, register: &str) -> Option<u64> {
     let hex = |s: &str| u64::from_str_radix(s, 16).ok();
     for line in info.lines() {
         let mut words = line.split_whitespace();
-        let Some(first) = words.next() else { continue };
-        if first == register {
-            return words.next().and_then(hex);
-        }
-        for word in line.split_whitespace() {
+        while let Some(word) = words.next() {
+            if word == register {
+                return words.next().and_then(hex);
+            }
             if let Some(value) = word.strip_prefix(register).and_then(|w| w.strip_prefix('=')) {
                 return hex(value);
             }
@@ -128,17 +128,27 @@ mod tests {
         let x86 = "\r\nCPU#0\r\nRAX=0000000000000000 RBX=ffffffff82a03e30\nRIP=ffffffff81000f2e RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=0\n";
         let arm64 = "\nCPU#0\n PC=ffff800008010000 X00=0000000000000000 X01=0000000000000000\n X02=0000000000000000\n";
         let riscv = " V      =   0\n pc       ffffffff80002000\n mhartid  0000000000000000\n";
+        let arm = "R00=00000000 R01=ffffffff R02=00000000 R03=00000000\nR12=00000000 R13=c1201f58 R14=c0100c7c R15=c0101234\nPSR=600001d3 -ZC- A S svc32\n";
+        let ppc = "NIP c000000000012344   LR c000000000012300 CTR 0000000000000000 XER 0000000000000000 CPU#0\nMSR 8000000000001033 HID0 0000000000000000  HF 6c000000 iidx 3 didx 3\n";
+        let s390 = "PSW=mask 0704c00180000000 addr 0000000000123456 cc 00\nR00=0000000000000000 R01=0000000000000000\n";
         for arch in crate::arch::ARCHES {
             let text = match arch.name {
                 "x86_64" => x86,
                 "arm64" => arm64,
-                _ => riscv,
+                "riscv64" => riscv,
+                "armhf" => arm,
+                "ppc64le" => ppc,
+                "s390x" => s390,
+                other => panic!("{other}: no `info registers` example"),
             };
             assert!(program_counter(text, arch.monitor_pc).is_some(), "{}", arch.name);
         }
         assert_eq!(program_counter(x86, "RIP"), Some(0xffffffff81000f2e));
         assert_eq!(program_counter(arm64, "PC"), Some(0xffff800008010000));
         assert_eq!(program_counter(riscv, "pc"), Some(0xffffffff80002000));
+        assert_eq!(program_counter(arm, "R15"), Some(0xc0101234));
+        assert_eq!(program_counter(ppc, "NIP"), Some(0xc000000000012344));
+        assert_eq!(program_counter(s390, "addr"), Some(0x123456));
         assert_eq!(program_counter("EIP=0000fff0 EFL=00000002", "RIP"), None);
     }
 }

@@ -246,7 +246,7 @@ mod tests {
         assert!(err("#: base a\n#: bsae b\n").starts_with("k/x.config:2: unknown directive `#: bsae`"));
         assert!(err("#: base a\n#: base b\n").starts_with("k/x.config:2: a second"));
         assert!(err("#: base\n").starts_with("k/x.config:1: `#: base` needs a value"));
-        assert!(err("#: base a\n#: boot zImage\n").starts_with("k/x.config:2: `#: boot` is vmlinux or image"));
+        assert!(err("#: base a\n#: boot uImage\n").starts_with("k/x.config:2: `#: boot` is vmlinux or image"));
         for image in ["image", crate::arch::ARCHES[0].image_name()] {
             assert!(!parse_profile("f", &format!("#: base a\n#: boot {image}\n")).unwrap().boot_vmlinux);
         }

@@ -109,10 +109,11 @@ mod tests {
         b
     }
 
-    /// An arm64 or riscv64 Image: the magic at 0x38, then the banner somewhere in the code.
+    /// A boot image of `arch`: the table's magic where it says (0x38 in arm64's and riscv64's
+    /// Image, 0x24 in armhf's zImage, 0x10008 in s390's bzImage), then the banner.
     fn image(arch: &str, release: &str) -> Vec<u8> {
         let (at, magic) = crate::arch::parse(arch).unwrap().image_magic;
-        let mut b = vec![0u8; 0x100];
+        let mut b = vec![0u8; (at + magic.len()).max(0x100)];
         b[at..at + magic.len()].copy_from_slice(magic);
         b.extend(format!("Linux version {release} (gcc) #1 SMP\n").bytes());
         b
@@ -126,9 +127,9 @@ mod tests {
 
     #[test]
     fn images_of_the_other_arches_say_theirs_in_the_banner() {
-        for arch in ["arm64", "riscv64"] {
+        for (arch, kind) in [("arm64", "Image"), ("riscv64", "Image"), ("armhf", "zImage"), ("s390x", "bzImage")] {
             let id = identify(&image(arch, "6.12.16")).unwrap();
-            assert_eq!((id.arch.name, id.release.as_str(), id.kind.as_str()), (arch, "6.12.16", "Image"));
+            assert_eq!((id.arch.name, id.release.as_str(), id.kind.as_str()), (arch, "6.12.16", kind));
         }
     }
 
@@ -147,6 +148,13 @@ mod tests {
         elf.extend(b"Linux version 6.12.16 (x) #1\n");
         let id = identify(&elf).unwrap();
         assert_eq!((id.arch.name, id.release.as_str()), ("riscv64", "6.12.16"));
+        // ppc64le boots its vmlinux; s390x's is big-endian, armhf's 32-bit.
+        for (form, machine, arch) in [(2, 21, "ppc64le"), (3, 22, "s390x"), (0, 40, "armhf")] {
+            let form = crate::elf::image::FORMS[form];
+            let mut elf = crate::elf::image::image(form, machine, &[], &[]);
+            elf.extend(b"Linux version 6.1.0 (x) #1\n");
+            assert_eq!(identify(&elf).unwrap().arch.name, arch, "{form:?}");
+        }
         // A program, not a kernel.
         let busybox = crate::elf::image::image(crate::elf::image::LE64, 62, &[], &[]);
         assert_eq!(identify(&busybox).unwrap_err(), "an ELF file for x86_64 with no Linux banner: not a vmlinux");

@@ -57,7 +57,7 @@ pub fn qemu_args(forwards: &[Forward], virtio: Virtio) -> Vec<String> {
     }
     let device = match virtio {
         Virtio::Pci => format!("{},netdev=net0,romfile=", virtio.device("net")),
-        Virtio::Mmio => format!("{},netdev=net0", virtio.device("net")),
+        Virtio::Mmio | Virtio::Ccw => format!("{},netdev=net0", virtio.device("net")),
     };
     vec!["-netdev".to_owned(), netdev, "-device".to_owned(), device]
 }
