@@ -67,9 +67,7 @@ pub struct Arch {
     pub qemu: &'static str,
 }
 
-/// ppc64le's and s390x's rows come when their `fast` boots are proven here (#26); until then
-/// the end-to-end tier does not build them.
-pub const ARCHES: [Arch; 4] = [
+pub const ARCHES: [Arch; 6] = [
     Arch {
         name: "x86_64",
         dir: "x86",
@@ -101,6 +99,22 @@ pub const ARCHES: [Arch; 4] = [
         rust: "arm",
         cross: "arm-linux-gnueabihf-",
         qemu: "qemu-system-arm",
+    },
+    Arch {
+        name: "ppc64le",
+        dir: "ppc64le",
+        machine: "ppc64le",
+        rust: "powerpc64",
+        cross: "powerpc64le-linux-gnu-",
+        qemu: "qemu-system-ppc64",
+    },
+    Arch {
+        name: "s390x",
+        dir: "s390x",
+        machine: "s390x",
+        rust: "s390x",
+        cross: "s390x-linux-gnu-",
+        qemu: "qemu-system-s390x",
     },
 ];
 
