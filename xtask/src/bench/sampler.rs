@@ -131,17 +131,11 @@ mod tests {
         let arm = "R00=00000000 R01=ffffffff R02=00000000 R03=00000000\nR12=00000000 R13=c1201f58 R14=c0100c7c R15=c0101234\nPSR=600001d3 -ZC- A S svc32\n";
         let ppc = "NIP c000000000012344   LR c000000000012300 CTR 0000000000000000 XER 0000000000000000 CPU#0\nMSR 8000000000001033 HID0 0000000000000000  HF 6c000000 iidx 3 didx 3\n";
         let s390 = "PSW=mask 0704c00180000000 addr 0000000000123456 cc 00\nR00=0000000000000000 R01=0000000000000000\n";
+        // Every arch's register is in one of the formats: a new format needs its example here.
+        let examples = [x86, arm64, riscv, arm, ppc, s390];
         for arch in crate::arch::ARCHES {
-            let text = match arch.name {
-                "x86_64" => x86,
-                "arm64" => arm64,
-                "riscv64" => riscv,
-                "armhf" => arm,
-                "ppc64le" => ppc,
-                "s390x" => s390,
-                other => panic!("{other}: no `info registers` example"),
-            };
-            assert!(program_counter(text, arch.monitor_pc).is_some(), "{}", arch.name);
+            let found = examples.iter().any(|text| program_counter(text, arch.monitor_pc).is_some());
+            assert!(found, "{}: no `info registers` example has {}", arch.name, arch.monitor_pc);
         }
         assert_eq!(program_counter(x86, "RIP"), Some(0xffffffff81000f2e));
         assert_eq!(program_counter(arm64, "PC"), Some(0xffff800008010000));

@@ -146,8 +146,12 @@ mod tests {
             // Frame pointers for gdb's backtraces, where the arch has an option for them.
             let debug = OptionSet::debug(arch).lines;
             assert_eq!(debug[DEBUG.len()..], arch.frame_pointer.iter().map(|l| l.to_string()).collect::<Vec<_>>());
-            assert!(OptionSet::share(arch.virtio).lines.iter().any(|l| l.starts_with("CONFIG_VIRTIO")));
-            let net = OptionSet::net(arch.virtio);
+            // The transport's options and module come with both sets that need virtio.
+            let (share, net) = (OptionSet::share(arch.virtio), OptionSet::net(arch.virtio));
+            for set in [&share, &net] {
+                let transport = arch.virtio.kernel_options().iter().all(|o| set.lines.contains(&o.to_string()));
+                assert!(transport && set.modules.contains(&arch.virtio.modules()[0]), "{}: {}", arch.name, set.name);
+            }
             assert!(net.lines.contains(&"CONFIG_VIRTIO_NET=y".to_owned()) && net.modules.contains(&"virtio_net"));
         }
     }
