@@ -49,8 +49,9 @@ pub struct Arch {
     /// The ELF header's e_machine, to check that busybox was built for this architecture.
     pub elf_machine: u16,
     /// Where the boot image's header says what it is, and what it says (x86's bzImage "HdrS",
-    /// arm64's and riscv64's Image magic): how `qemu --kernel-image` tells a file's arch.
-    pub image_magic: (usize, &'static [u8]),
+    /// arm64's and riscv64's Image magic): how `qemu --kernel-image` tells a file's arch. None
+    /// where the boot image is vmlinux itself (ppc64le): an ELF file, told by `elf_machine`.
+    pub image_magic: Option<(usize, &'static [u8])>,
     /// The program counter's name in qemu's `info registers` (`bench --profile` samples it).
     pub monitor_pc: &'static str,
     /// busybox settings this arch needs on top of `busybox-configs/busybox.config`.

@@ -32,7 +32,7 @@ pub const ARCHES: &[Arch] = &[
         console_node: (4, 64),
         console_options: &["CONFIG_TTY=y", "CONFIG_SERIAL_8250=y", "CONFIG_SERIAL_8250_CONSOLE=y"],
         elf_machine: 62, // EM_X86_64
-        image_magic: (0x202, b"HdrS"),
+        image_magic: Some((0x202, b"HdrS")),
         monitor_pc: "RIP",
         busybox: "",
         debian: "amd64",
@@ -60,7 +60,7 @@ pub const ARCHES: &[Arch] = &[
         console_node: (204, 64),
         console_options: PL011,
         elf_machine: 183, // EM_AARCH64
-        image_magic: (0x38, b"ARM\x64"),
+        image_magic: Some((0x38, b"ARM\x64")),
         monitor_pc: "PC",
         busybox: NO_SHA_NI,
         debian: "arm64",
@@ -92,7 +92,7 @@ pub const ARCHES: &[Arch] = &[
             "CONFIG_SERIAL_OF_PLATFORM=y",
         ],
         elf_machine: 243, // EM_RISCV
-        image_magic: (0x38, b"RSC\x05"),
+        image_magic: Some((0x38, b"RSC\x05")),
         monitor_pc: "pc",
         busybox: NO_SHA_NI,
         debian: "riscv64",
@@ -121,7 +121,7 @@ pub const ARCHES: &[Arch] = &[
         console_options: PL011,
         elf_machine: 40, // EM_ARM
         // zImage's magic word 0x016f2818, little-endian, in its header.
-        image_magic: (0x24, &[0x18, 0x28, 0x6f, 0x01]),
+        image_magic: Some((0x24, &[0x18, 0x28, 0x6f, 0x01])),
         monitor_pc: "R15",
         busybox: NO_SHA_NI,
         debian: "armhf",
@@ -148,9 +148,8 @@ pub const ARCHES: &[Arch] = &[
         console: "hvc0",     // the hypervisor's virtual console
         console_node: (229, 0),
         console_options: &["CONFIG_TTY=y", "CONFIG_HVC_CONSOLE=y"],
-        elf_machine: 21, // EM_PPC64
-        // An ELF file: its e_machine, little-endian.
-        image_magic: (0x12, &[21, 0]),
+        elf_machine: 21,   // EM_PPC64
+        image_magic: None, // an ELF file: elf_machine tells it
         monitor_pc: "NIP",
         busybox: NO_SHA_NI,
         debian: "ppc64el",
@@ -178,7 +177,7 @@ pub const ARCHES: &[Arch] = &[
         console_options: &["CONFIG_TTY=y", "CONFIG_SCLP_VT220_TTY=y", "CONFIG_SCLP_VT220_CONSOLE=y"],
         elf_machine: 22, // EM_S390
         // The kernel's list of entry points (arch/s390/boot/head.S, EP_OFFSET and EP_STRING).
-        image_magic: (0x10008, b"S390EP"),
+        image_magic: Some((0x10008, b"S390EP")),
         monitor_pc: "addr", // `PSW=mask … addr …`
         busybox: NO_SHA_NI,
         debian: "s390x",
